@@ -1,0 +1,55 @@
+"""Offline ActiveCampaign API v3 emulator (FastAPI + uvicorn) for tests, the demo and users' own DAG tests.
+
+    from airflow_provider_activecampaign.emulator import EmulatorServer
+
+    with EmulatorServer(api_key="k", requests_per_second=5, import_delay=0.2) as ac:
+        ...  # point a connection at ac.url with password "k"
+        assert ac.account.list_members("1") == {"a@example.com"}
+
+Command line: ``python -m airflow_provider_activecampaign.emulator --port 8025 --api-key K``.
+Needs the ``emulator`` extra (fastapi, uvicorn).
+"""
+
+from __future__ import annotations
+
+from airflow_provider_activecampaign.emulator.app import create_app
+from airflow_provider_activecampaign.emulator.faults import Fault, FaultInjector
+from airflow_provider_activecampaign.emulator.server import EmulatorServer, loopback_address
+from airflow_provider_activecampaign.emulator.store import (
+    ACTIVE,
+    BY_CONTACT,
+    BY_CONTACT_LISTS,
+    UNSUBSCRIBED,
+    Account,
+    ApiError,
+    Contact,
+    EmulatorConfig,
+    ImportBatch,
+    MailingList,
+    Membership,
+    RequestRecord,
+    by_import,
+    email_format_problem,
+)
+
+__all__ = [
+    "ACTIVE",
+    "BY_CONTACT",
+    "BY_CONTACT_LISTS",
+    "UNSUBSCRIBED",
+    "Account",
+    "ApiError",
+    "Contact",
+    "EmulatorConfig",
+    "EmulatorServer",
+    "Fault",
+    "FaultInjector",
+    "ImportBatch",
+    "MailingList",
+    "Membership",
+    "RequestRecord",
+    "by_import",
+    "create_app",
+    "email_format_problem",
+    "loopback_address",
+]
