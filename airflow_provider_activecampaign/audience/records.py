@@ -1,0 +1,487 @@
+"""Warehouse rows -> ActiveCampaign contacts, and the JSON bodies that carry them.
+
+Column roles (names matched case-insensitively):
+
+* the email column (``email`` unless renamed with ``email_column``) is required;
+* ``first_name``, ``last_name``, ``phone`` and ``customer_acct_name`` fill the standard contact fields;
+* the optional tags column (``tags``) holds tag names: a comma-separated string, a list (database array)
+  or a JSON array string (how some warehouses return arrays). Names are trimmed, empty ones dropped and
+  duplicates differing only in case merged, keeping the first spelling and the original order;
+* every other column is a custom field whose personalization tag is the column name upper-cased, with
+  any character outside ``A-Z 0-9 _`` replaced by ``_`` (``plan`` -> ``PLAN``,
+  ``Plan tier`` -> ``PLAN_TIER``).
+
+Values: NULL (``None``), NaN and blank strings are not sent at all (the field is left out, so an existing
+value in ActiveCampaign is kept, never blanked). Everything else becomes text:
+
+==========================  =====================================================
+str                         trimmed
+bool                        ``"true"`` / ``"false"``
+int, Decimal                digits, no exponent (``Decimal("1E+2")`` -> ``"100"``)
+float                       ``3.0`` -> ``"3"``, ``0.5`` -> ``"0.5"``, no exponent
+datetime.date               ``"YYYY-MM-DD"``
+datetime.datetime           ISO 8601 to the second, with the offset when aware
+datetime.time               ``"HH:MM:SS"``
+list / tuple / set          ActiveCampaign's multi-value form ``"||a||b||"``
+bytes                       decoded as UTF-8
+anything else               ``str(value)``, trimmed
+==========================  =====================================================
+
+Booleans become ``"true"``/``"false"`` rather than ``"1"``/``"0"`` because that is what a marketer reads in
+the contact record and types into a segment condition on a text field.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from airflow_provider_activecampaign.audience.emails import email_problem, normalize_email
+
+__all__ = [
+    "STANDARD_FIELDS",
+    "AudienceContact",
+    "InvalidRow",
+    "RowMapper",
+    "fingerprint",
+    "mask_email",
+    "perstag_for",
+    "to_import_contact",
+    "to_sync_contact",
+    "to_text",
+]
+
+STANDARD_FIELDS = ("first_name", "last_name", "phone", "customer_acct_name")
+
+# Personalization tags of ActiveCampaign's own contact fields: a custom field column must not take one.
+RESERVED_PERSTAGS = {
+    "EMAIL": "email",
+    "FIRSTNAME": "first_name",
+    "LASTNAME": "last_name",
+    "FULLNAME": "first_name and last_name",
+    "PHONE": "phone",
+    "FIRST_NAME": "first_name",
+    "LAST_NAME": "last_name",
+    "CUSTOMER_ACCT_NAME": "customer_acct_name",
+}
+
+_NOT_PERSTAG = re.compile(r"[^A-Z0-9_]")
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceContact:
+    """One valid audience row, in the form that is compared, fingerprinted and sent."""
+
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    customer_acct_name: str | None = None
+    tags: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()  # (PERSTAG, value), sorted by perstag
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRow:
+    """A row that cannot be sent; ``email`` is the normalized address when there was one."""
+
+    row_number: int
+    email: str | None
+    reason: str
+
+
+def perstag_for(column: str) -> str:
+    """The personalization tag of a custom field column: upper-cased, other characters -> ``_``."""
+    return _NOT_PERSTAG.sub("_", column.strip().upper())
+
+
+# ------------------------------------------------------------------------------------------- values
+def to_text(value: Any) -> str | None:
+    """A column value as the text ActiveCampaign stores, or ``None`` when nothing should be sent."""
+    if value is None:
+        return None
+    convert = _CONVERTERS.get(type(value))
+    if convert is not None:
+        return convert(value)
+    return _other_text(value)
+
+
+def _float_text(value: float) -> str | None:
+    if math.isnan(value):
+        return None  # pandas and friends use NaN for NULL
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value.is_integer():
+        return str(int(value))
+    text = repr(value)
+    if "e" in text:
+        text = format(Decimal(text), "f")
+    return text
+
+
+def _other_text(value: Any) -> str | None:
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' NULLs
+        return None
+    if isinstance(value, str):
+        return str(value).strip() or None
+    if isinstance(value, bool):
+        return _bool_text(value)
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return _float_text(float(value))
+    if isinstance(value, Decimal):
+        return _decimal_text(value)
+    if isinstance(value, (_dt.datetime, _dt.time)):
+        return _datetime_text(value)
+    if isinstance(value, _dt.date):
+        return _dt.date.isoformat(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace").strip() or None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [to_text(item) for item in value]
+        if isinstance(value, (set, frozenset)):
+            items.sort(key=lambda item: item or "")
+        items = [item for item in items if item]
+        return "||" + "||".join(items) + "||" if items else None
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():  # numpy scalars
+        return to_text(item())
+    try:  # numpy scalars and similar
+        if value != value:  # NaN-like
+            return None
+    except Exception:  # noqa: BLE001 - comparison of an exotic type; just fall through
+        pass
+    return str(value).strip() or None
+
+
+def _str_text(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _decimal_text(value: Decimal) -> str | None:
+    if value.is_nan():
+        return None
+    if value.is_infinite():
+        return "inf" if value > 0 else "-inf"
+    return format(value, "f")
+
+
+def _datetime_text(value: _dt.datetime) -> str:
+    return value.isoformat(timespec="seconds")
+
+
+# Exact types, looked up before the isinstance() chain of _other_text (subclasses go through it).
+_CONVERTERS: dict[type, Any] = {
+    str: _str_text,
+    bool: _bool_text,
+    int: str,
+    float: _float_text,
+    Decimal: _decimal_text,
+    _dt.date: _dt.date.isoformat,
+    _dt.datetime: _datetime_text,
+    _dt.time: _datetime_text,
+}
+
+
+def parse_tags(value: Any) -> tuple[str, ...]:
+    """Tag names from a tags cell: comma-separated text, a list, or a JSON array string."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        items: Any = None
+        if text.startswith("[") and text.endswith("]"):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                items = None
+            if not isinstance(items, list):
+                items = None
+        if items is None:
+            items = text.split(",")
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+    else:
+        items = str(value).split(",")
+    seen: set[str] = set()
+    tags: list[str] = []
+    for item in items:
+        tag = item.strip() if type(item) is str else to_text(item)
+        if tag:
+            key = tag.casefold()
+            if key not in seen:
+                seen.add(key)
+                tags.append(tag)
+    return tuple(tags)
+
+
+# ------------------------------------------------------------------------------------------- mapper
+class RowMapper:
+    """Turns warehouse rows into :class:`AudienceContact` (or :class:`InvalidRow`) at full speed.
+
+    The column roles are worked out once here; :meth:`map` then only walks precomputed indexes.
+    """
+
+    def __init__(self, columns: Sequence[str], *, email_column: str = "email", tags_column: str = "tags"):
+        self.columns: tuple[str, ...] = tuple(str(c) for c in columns)
+        if not self.columns:
+            raise ValueError("The query returned no columns; an email column is required.")
+        by_name: dict[str, list[int]] = {}
+        for index, name in enumerate(self.columns):
+            by_name.setdefault(name.strip().lower(), []).append(index)
+        listed = ", ".join(repr(c) for c in self.columns)
+
+        def find(name: str, *, required: bool) -> int | None:
+            found = by_name.get(name.strip().lower(), [])
+            if len(found) > 1:
+                raise ValueError(
+                    f"Columns {', '.join(repr(self.columns[i]) for i in found)} both map to {name!r} "
+                    f"(column names are matched case-insensitively); keep only one. Columns: {listed}."
+                )
+            if not found:
+                if required:
+                    raise ValueError(
+                        f"The email column {name!r} is not among the query's columns ({listed}). "
+                        f"Select or alias a column as {name!r}, or set email_column to the right name."
+                    )
+                return None
+            return found[0]
+
+        email_index = find(email_column, required=True)
+        assert email_index is not None
+        self.email_index: int = email_index
+        self.email_column = self.columns[email_index]
+        used = {email_index}
+        standard: list[tuple[int, int]] = []  # (column index, position in STANDARD_FIELDS)
+        for slot, attr in enumerate(STANDARD_FIELDS):
+            index = find(attr, required=False)
+            if index is not None and index not in used:
+                standard.append((index, slot))
+                used.add(index)
+        self._standard = tuple(standard)
+        tags_index = find(tags_column, required=False) if tags_column else None
+        if tags_index in used:
+            tags_index = None
+        if tags_index is not None:
+            used.add(tags_index)
+        self.tags_index: int | None = tags_index
+
+        custom: dict[str, int] = {}
+        for index, name in enumerate(self.columns):
+            if index in used:
+                continue
+            if not name.strip():
+                raise ValueError(f"Column {index + 1} has no name; alias it. Columns: {listed}.")
+            tag = perstag_for(name)
+            if tag in RESERVED_PERSTAGS:
+                raise ValueError(
+                    f"Column {name!r} would become the custom field {tag}, which is an ActiveCampaign "
+                    f"standard field; rename it to {RESERVED_PERSTAGS[tag]!r} or drop it."
+                )
+            if tag in custom:
+                raise ValueError(
+                    f"Columns {self.columns[custom[tag]]!r} and {name!r} both become the custom field "
+                    f"{tag}; rename one of them."
+                )
+            custom[tag] = index
+        self._custom = tuple(sorted(((index, tag) for tag, index in custom.items()), key=lambda it: it[1]))
+        self._width = len(self.columns)
+        self.map = self._compile()  # type: ignore[method-assign]  # the generated body of map()
+
+    @property
+    def custom_field_tags(self) -> list[str]:
+        """Personalization tags of the custom field columns, sorted."""
+        return [tag for _, tag in self._custom]
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """Column name -> what it fills (``email``, a standard field, ``tags`` or ``field:PERSTAG``)."""
+        roles = {self.email_column: "email"}
+        roles.update({self.columns[i]: STANDARD_FIELDS[slot] for i, slot in self._standard})
+        if self.tags_index is not None:
+            roles[self.columns[self.tags_index]] = "tags"
+        roles.update({self.columns[i]: f"field:{tag}" for i, tag in self._custom})
+        return roles
+
+    def map(self, values: Sequence[Any] | Mapping[str, Any], row_number: int) -> AudienceContact | InvalidRow:
+        """One row (a tuple in ``columns`` order, or a mapping keyed by column name) -> contact or reason.
+
+        Replaced per instance by the code :meth:`_compile` generates for the columns.
+        """
+        raise NotImplementedError  # pragma: no cover
+
+    def _compile(self) -> Any:
+        """Build ``map`` for these columns: straight-line code, no per-row loops over column roles.
+
+        The generated source only holds integer indexes; names and tags are passed as constants.
+        """
+        std_slots = dict((slot, index) for index, slot in self._standard)
+        lines = [
+            "def _map(values, row_number):",
+            "    kind = type(values)",
+            "    if kind is not tuple and kind is not list and isinstance(values, Mapping):",
+            "        get = values.get",
+            "        values = [get(name) for name in COLUMNS]",
+            f"    elif len(values) != {self._width}:",
+            "        raise ValueError(f'Row {row_number} has {len(values)} values but the query has "
+            f"{self._width} columns.')",
+            f"    email = normalize_email(values[{self.email_index}])",
+            "    if email is None:",
+            "        return InvalidRow(row_number, None, 'missing email')",
+            "    problem = email_problem(email)",
+            "    if problem is not None:",
+            "        return InvalidRow(row_number, email, problem)",
+        ]
+        for slot in range(len(STANDARD_FIELDS)):
+            if slot in std_slots:
+                lines += [
+                    f"    v = values[{std_slots[slot]}]",
+                    f"    s{slot} = None if v is None else "
+                    "(v.strip() or None) if type(v) is str else to_text(v)",
+                ]
+            else:
+                lines.append(f"    s{slot} = None")
+        lines.append("    fields = []")
+        for number, (index, _tag) in enumerate(self._custom):
+            lines += [
+                f"    v = values[{index}]",
+                "    if v is not None:",
+                "        v = v.strip() if type(v) is str else to_text(v)",
+                "        if v:",
+                f"            fields.append((TAGS[{number}], v))",
+            ]
+        if self.tags_index is None:
+            lines.append("    tags = ()")
+        else:
+            lines += [f"    v = values[{self.tags_index}]", "    tags = () if v is None else parse_tags(v)"]
+        lines.append("    return AudienceContact(email, s0, s1, s2, s3, tags, tuple(fields))")
+        namespace: dict[str, Any] = {
+            "Mapping": Mapping, "COLUMNS": self.columns, "TAGS": tuple(tag for _, tag in self._custom),
+            "normalize_email": normalize_email, "email_problem": email_problem, "to_text": to_text,
+            "parse_tags": parse_tags, "InvalidRow": InvalidRow, "AudienceContact": AudienceContact,
+        }
+        exec(compile("\n".join(lines), f"<RowMapper {len(self.columns)} columns>", "exec"), namespace)
+        return namespace["_map"]
+
+
+# ------------------------------------------------------------------------------------ fingerprints
+def fingerprint(contact: AudienceContact) -> str:
+    """12 hex digits that change whenever anything sent for ``contact`` changes, list membership aside.
+
+    Stable across processes and Python versions (canonical JSON + BLAKE2b, never ``hash()``). Tags are
+    compared as a set, ignoring order and case, because that is how ActiveCampaign applies them.
+
+    The email itself is left out: a fingerprint is always stored and compared under its email, so
+    including it would add nothing, and leaving it out lets contacts with the same attributes (an
+    email-only audience, say) share one fingerprint, which the state store then shares in memory.
+    48 bits make a change that goes unnoticed (old and new attributes hashing alike) a 1 in 2.8e14 event.
+    """
+    tags = sorted({tag.casefold() for tag in contact.tags}) if contact.tags else ()
+    canonical = _canonical(
+        ["v1", contact.first_name, contact.last_name, contact.phone, contact.customer_acct_name, tags,
+         contact.fields]
+    )
+    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=6).hexdigest()
+
+
+_canonical = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+# ------------------------------------------------------------------------------------------ payloads
+def _field_id(field_ids: Mapping[str, str | int], tag: str) -> int:
+    try:
+        return int(field_ids[tag])
+    except KeyError:
+        raise KeyError(
+            f"custom field {tag!r} has no id in field_ids (known: {', '.join(sorted(field_ids)) or 'none'})"
+        ) from None
+
+
+def to_import_contact(
+    contact: AudienceContact,
+    *,
+    field_ids: Mapping[str, str | int],
+    subscribe_list_id: str | int | None = None,
+    unsubscribe_list_id: str | int | None = None,
+    exclude_automations: bool = True,
+) -> dict[str, Any]:
+    """The ``import/bulk_import`` JSON object for one contact (empty parts left out)."""
+    body: dict[str, Any] = {"email": contact.email}
+    if contact.first_name:
+        body["first_name"] = contact.first_name
+    if contact.last_name:
+        body["last_name"] = contact.last_name
+    if contact.phone:
+        body["phone"] = contact.phone
+    if contact.customer_acct_name:
+        body["customer_acct_name"] = contact.customer_acct_name
+    if contact.tags:
+        body["tags"] = list(contact.tags)
+    if contact.fields:
+        body["fields"] = [{"id": _field_id(field_ids, tag), "value": value} for tag, value in contact.fields]
+    if subscribe_list_id is not None:
+        body["subscribe"] = [{"listid": int(subscribe_list_id)}]
+    if unsubscribe_list_id is not None:
+        body["unsubscribe"] = [{"listid": int(unsubscribe_list_id)}]
+    body["exclude_automations"] = bool(exclude_automations)
+    return body
+
+
+def to_sync_contact(contact: AudienceContact, *, field_ids: Mapping[str, str | int]) -> dict[str, Any]:
+    """The ``contact/sync`` JSON object (the value of ``"contact"``) for one contact.
+
+    ``customer_acct_name`` and tags have no place in this body and are left out.
+    """
+    body: dict[str, Any] = {"email": contact.email}
+    if contact.first_name:
+        body["firstName"] = contact.first_name
+    if contact.last_name:
+        body["lastName"] = contact.last_name
+    if contact.phone:
+        body["phone"] = contact.phone
+    if contact.fields:
+        body["fieldValues"] = [
+            {"field": str(_field_id(field_ids, tag)), "value": value} for tag, value in contact.fields
+        ]
+    return body
+
+
+# ------------------------------------------------------------------------------------------- masking
+_TLD_SHAPE = re.compile(r"[a-z]{2,10}|xn--[a-z0-9-]{1,20}", re.IGNORECASE)
+
+
+def mask_email(email: str | None) -> str:
+    """An address fit for logs: ``"j***@e***.com"``. Never returns the address itself.
+
+    Keeps the first character before the ``@``, the first character of the domain and a plausible
+    ending (``.com``); anything malformed is masked harder.
+    """
+    if email is None:
+        return "<no email>"
+    text = str(email).strip()
+    if not text:
+        return "<no email>"
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return f"{text[0]}***"
+    head = f"{local[0]}***" if local else "***"
+    if not domain:
+        return f"{head}@***"
+    name, dot, ending = domain.rpartition(".")
+    if dot and name and _TLD_SHAPE.fullmatch(ending):
+        return f"{head}@{name[0]}***.{ending}"
+    return f"{head}@{domain[0]}***"
