@@ -28,6 +28,10 @@ class ActiveCampaignError(Exception):
         self.api_message = api_message
 
 
+class ActiveCampaignConfigurationError(ActiveCampaignError):
+    """The connection cannot be used as configured (no API URL or key, a malformed URL or option)."""
+
+
 class ActiveCampaignInsecureURLError(ActiveCampaignError):
     """The API URL uses plain http to a host that is not loopback; the key would travel in clear."""
 
@@ -45,7 +49,7 @@ class ActiveCampaignAccountBlockedError(ActiveCampaignAuthError):
 
 
 class ActiveCampaignNotFoundError(ActiveCampaignError):
-    """The resource, or the API itself at this URL, does not exist (404, or 403 "No Result found")."""
+    """The resource, or the API itself at this URL, does not exist (404; 403 "No Result found")."""
 
 
 class ActiveCampaignValidationError(ActiveCampaignError):
@@ -65,6 +69,10 @@ class ActiveCampaignBulkImportRejectedError(ActiveCampaignValidationError):
     def __init__(self, message: str, *, failure_reasons: list[Any] | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.failure_reasons = failure_reasons or []
+
+
+class ActiveCampaignUnexpectedAnswerError(ActiveCampaignError):
+    """The URL answered, but not like the ActiveCampaign API: an HTML page, non-JSON text, a redirect."""
 
 
 class ActiveCampaignRateLimitError(ActiveCampaignError):

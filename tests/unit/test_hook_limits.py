@@ -1,0 +1,309 @@
+"""Client-side rate limits: spacing limiters shared per API URL, per process, across hooks and threads."""
+
+# ruff: noqa: F811  (pytest fixtures imported from hook_fixtures are re-bound as arguments)
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from airflow_provider_activecampaign.hooks.activecampaign import (
+    LIMITER_MARGIN,
+    ActiveCampaignHook,
+    SpacingLimiter,
+    get_limiter,
+)
+from tests.unit.hook_fixtures import (  # noqa: F401  (pytest fixtures)
+    BASE,
+    FakeTime,
+    ac_conn,
+    fake_time,
+    hook,
+    make_hook,
+    set_connection,
+)
+
+BULK = f"{BASE}/import/bulk_import"
+
+
+def max_in_sliding_window(times: list[float], window: float) -> int:
+    """The most events found in any half-open interval [t, t + window)."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def record_times(requests_mock: Any, url: str, clock: Callable[[], float], method: str = "GET",
+                 body: dict | None = None) -> list[float]:
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def respond(request: Any, context: Any) -> dict:
+        with lock:
+            times.append(clock())
+        return body or {}
+
+    requests_mock.register_uri(method, url, json=respond)
+    return times
+
+
+def test_sliding_helper() -> None:
+    assert max_in_sliding_window([0, 0.1, 0.2, 1.0, 1.05], 1.0) == 4
+    assert max_in_sliding_window([0, 0.1, 1.0, 1.2], 1.0) == 2
+    assert max_in_sliding_window([0, 0.5, 0.99], 1.0) == 3
+
+
+def test_no_sliding_second_holds_more_than_the_rate(hook: ActiveCampaignHook, fake_time: FakeTime,
+                                                    requests_mock: Any) -> None:
+    times = record_times(requests_mock, f"{BASE}/lists", fake_time.clock)
+    for _ in range(40):
+        hook.request("GET", "lists")
+    assert len(times) == 40
+    assert max_in_sliding_window(times, 1.0) == 5
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= 0.2 * LIMITER_MARGIN - 1e-9
+    assert times[-1] - times[0] == pytest.approx(39 * 0.2 * LIMITER_MARGIN, abs=1e-3)  # not slower either
+
+
+def test_fixed_windows_would_allow_bursts_but_spacing_does_not() -> None:
+    """The reason for calls=1: ratelimit's fixed windows let 2x the rate through across a boundary."""
+    import ratelimit
+
+    now = [0.0]
+    fixed = ratelimit.limits(calls=5, period=1.0, clock=lambda: now[0])(lambda: None)
+    permits = []
+    for t in [0.0, 0.9, 0.91, 0.92, 0.93, 0.94, 1.0, 1.01, 1.02, 1.03, 1.04]:
+        now[0] = t
+        try:
+            fixed()
+            permits.append(t)
+        except ratelimit.RateLimitException:
+            pass
+    assert max_in_sliding_window(permits, 1.0) > 5  # the burst the spacing limiter prevents
+
+    clock = FakeTime(0.0)
+    spaced = SpacingLimiter(1.0 / 5 * LIMITER_MARGIN, clock.clock)
+    granted = []
+    for _ in range(20):
+        spaced.acquire(clock.sleep)
+        granted.append(clock.now)
+    assert max_in_sliding_window(granted, 1.0) <= 5
+
+
+def test_the_first_permit_opens_the_window() -> None:
+    """ratelimit starts its window at construction; a permit soon after must still space the next one."""
+    clock = FakeTime(0.0)
+    limiter = SpacingLimiter(1.0, clock.clock)
+    clock.sleep(0.7)  # first request comes 0.7 s after the limiter was made
+    limiter.acquire(clock.sleep)
+    first = clock.now
+    limiter.acquire(clock.sleep)
+    assert clock.now - first >= 1.0
+
+
+def test_rates_come_from_the_connection(ac_conn: Callable[..., None], make_hook: Callable[..., Any],
+                                        fake_time: FakeTime, requests_mock: Any) -> None:
+    ac_conn(requests_per_second="2")
+    times = record_times(requests_mock, f"{BASE}/lists", fake_time.clock)
+    hook = make_hook()
+    for _ in range(10):
+        hook.request("GET", "lists")
+    assert max_in_sliding_window(times, 1.0) == 2
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.5
+
+
+def test_raised_rate_for_tests(ac_conn: Callable[..., None], make_hook: Callable[..., Any],
+                               fake_time: FakeTime, requests_mock: Any) -> None:
+    ac_conn(requests_per_second=1000)
+    times = record_times(requests_mock, f"{BASE}/lists", fake_time.clock)
+    hook = make_hook()
+    for _ in range(100):
+        hook.request("GET", "lists")
+    assert times[-1] - times[0] < 0.11
+
+
+def test_registry_shares_per_url_rate_and_clock(fake_time: FakeTime) -> None:
+    a = get_limiter("https://a.api-us1.com", "requests", 5.0, 1.0, fake_time.clock)
+    assert get_limiter("https://a.api-us1.com", "requests", 5.0, 1.0, fake_time.clock) is a
+    assert get_limiter("https://a.api-us1.com", "requests", 2.0, 1.0, fake_time.clock) is not a
+    assert get_limiter("https://b.api-us1.com", "requests", 5.0, 1.0, fake_time.clock) is not a
+    assert get_limiter("https://a.api-us1.com", "bulk_imports", 5.0, 1.0, fake_time.clock) is not a
+    assert get_limiter("https://a.api-us1.com", "requests", 5.0, 1.0, time.monotonic) is not a
+    assert (a.window_calls, a.window) == (5, 1.0)
+    slow = get_limiter("https://a.api-us1.com", "requests", 0.5, 1.0, fake_time.clock)
+    assert (slow.window_calls, slow.window) == (1, 2.0) and slow.period == pytest.approx(2.0 * LIMITER_MARGIN)
+
+
+def test_hook_instances_share_one_limiter(make_hook: Callable[..., ActiveCampaignHook], fake_time: FakeTime,
+                                          requests_mock: Any) -> None:
+    hooks = [make_hook() for _ in range(3)]
+    assert len({id(h._general_limiter()) for h in hooks}) == 1
+    times = record_times(requests_mock, f"{BASE}/lists", fake_time.clock)
+    for _ in range(10):
+        for h in hooks:
+            h.request("GET", "lists")
+    assert max_in_sliding_window(times, 1.0) == 5
+
+
+def test_different_settings_do_not_share(monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime) -> None:
+    set_connection(monkeypatch, conn_id="fast", requests_per_second=50)
+    set_connection(monkeypatch, conn_id="slow", requests_per_second=1)
+    fast = ActiveCampaignHook("fast", sleep=fake_time.sleep, clock=fake_time.clock)
+    slow = ActiveCampaignHook("slow", sleep=fake_time.sleep, clock=fake_time.clock)
+    assert fast._general_limiter() is not slow._general_limiter()
+    assert slow._general_limiter().period == pytest.approx(1.0 * LIMITER_MARGIN)
+
+
+def test_multi_contact_bulk_imports_are_spaced(hook: ActiveCampaignHook, fake_time: FakeTime,
+                                               requests_mock: Any) -> None:
+    times = record_times(requests_mock, BULK, fake_time.clock, "POST", {"batchId": "b"})
+    for _ in range(12):
+        hook.bulk_import([{"email": "a@example.com"}, {"email": "b@example.com"}])
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.6 * LIMITER_MARGIN - 1e-9
+    assert max_in_sliding_window(times, 60.0) <= 100
+
+
+def test_single_contact_bulk_imports_use_their_own_limiter(hook: ActiveCampaignHook, fake_time: FakeTime,
+                                                           requests_mock: Any) -> None:
+    times = record_times(requests_mock, BULK, fake_time.clock, "POST", {"batchId": "b"})
+    for _ in range(5):
+        hook.bulk_import([{"email": "a@example.com"}])
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 3.0 * LIMITER_MARGIN - 1e-9
+    assert hook._bulk_limiter(1) is not hook._bulk_limiter(2)
+
+
+def test_bulk_limits_from_the_connection(ac_conn: Callable[..., None], make_hook: Callable[..., Any]) -> None:
+    ac_conn(bulk_imports_per_minute="30", single_imports_per_minute="6")
+    hook = make_hook()
+    assert hook._bulk_limiter(5).period == pytest.approx(2.0 * LIMITER_MARGIN)
+    assert hook._bulk_limiter(1).period == pytest.approx(10.0 * LIMITER_MARGIN)
+
+
+def test_bulk_imports_also_pass_the_general_limiter(hook: ActiveCampaignHook, fake_time: FakeTime,
+                                                    requests_mock: Any) -> None:
+    times = record_times(requests_mock, f"{BASE}/lists", fake_time.clock)
+    requests_mock.post(BULK, json={"batchId": "b"})
+    hook.request("GET", "lists")
+    hook.bulk_import([{"email": "a@example.com"}, {"email": "b@example.com"}])
+    hook.request("GET", "lists")
+    all_times = times  # lists only; the import happened in between
+    assert all_times[1] - all_times[0] >= 2 * 0.2 * LIMITER_MARGIN - 1e-9
+
+
+def test_a_429_holds_back_other_hooks_sharing_the_limiter(make_hook: Callable[..., ActiveCampaignHook],
+                                                          fake_time: FakeTime, requests_mock: Any) -> None:
+    """Retry-After pauses the account's budget: another hook asking meanwhile waits it out too."""
+    first, other = make_hook(), make_hook()
+    requests_mock.get(f"{BASE}/lists", [{"status_code": 429, "headers": {"Retry-After": "30"}},
+                                        {"status_code": 200, "json": {}}])
+    other_times = record_times(requests_mock, f"{BASE}/tags", fake_time.clock)
+    paused_at: list[float] = []
+
+    def sleep_while_other_works(seconds: float) -> None:
+        if seconds == 30 and not paused_at:  # first's Retry-After wait: other tries meanwhile
+            paused_at.append(fake_time.now)
+            other.request("GET", "tags")
+        fake_time.sleep(seconds)
+
+    first.sleep = sleep_while_other_works
+    first.request("GET", "lists")
+    assert other_times and other_times[0] >= paused_at[0] + 30
+
+
+def test_threads_and_hooks_share_the_limiter(monkeypatch: pytest.MonkeyPatch, requests_mock: Any) -> None:
+    """Real clock, real threads: 4 hooks in 4 threads at 100 req/s together, not 4 x 100."""
+    set_connection(monkeypatch, host="https://threads.api-us1.com", requests_per_second=100)
+    times = record_times(requests_mock, "https://threads.api-us1.com/api/3/lists", time.monotonic)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            worker_hook = ActiveCampaignHook()  # real time.sleep and time.monotonic
+            for _ in range(6):
+                worker_hook.request("GET", "lists")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert len(times) == 24
+    period = 0.01 * LIMITER_MARGIN
+    # permits are >= period apart, so 24 of them span >= 23 periods (minus scheduling noise)
+    assert times[-1] - times[0] >= 23 * period * 0.9
+
+
+def test_arrival_jitter_cannot_crowd_a_sliding_second(hook: ActiveCampaignHook, fake_time: FakeTime,
+                                                      requests_mock: Any) -> None:
+    """The server counts *arrivals*, which jitter. With spacing alone, one request that arrives 50 ms
+    late makes six arrivals within a second; the completion-time guard prevents that."""
+    import random
+
+    rng = random.Random(3)
+    arrivals: list[float] = []
+
+    def network(request: Any, context: Any) -> dict:
+        delay = 0.05 if len(arrivals) % 7 == 0 else rng.uniform(0.0, 0.03)
+        arrivals.append(fake_time.now + delay)
+        fake_time.now += delay + 0.002  # the answer comes back just after arrival
+        return {}
+
+    requests_mock.get(f"{BASE}/lists", json=network)
+    for _ in range(60):
+        hook.request("GET", "lists")
+    assert max_in_sliding_window(arrivals, 1.0) <= 5
+    assert arrivals[-1] - arrivals[0] < 60 / 5 * 1.1  # and still close to the full budget
+
+
+def test_spacing_alone_would_have_crowded_that_second() -> None:
+    """The failure mode the guard exists for, shown on a limiter without it."""
+    clock = FakeTime(0.0)
+    spacing_only = SpacingLimiter(0.2 * LIMITER_MARGIN, clock.clock)  # no window guard
+    arrivals = []
+    for i in range(6):
+        spacing_only.acquire(clock.sleep)
+        arrivals.append(clock.now + (0.05 if i == 0 else 0.0))
+        spacing_only.release()
+    assert max_in_sliding_window(arrivals, 1.0) == 6
+
+
+def test_requests_in_flight_hold_their_slot() -> None:
+    clock = FakeTime(0.0)
+    limiter = SpacingLimiter(0.001, clock.clock, window_calls=3, window=1.0)
+    for _ in range(3):
+        limiter.acquire(clock.sleep)  # three requests sent, none answered yet
+    released: list[float] = []
+
+    def sleep(seconds: float) -> None:  # while the 4th waits, the first answer comes back
+        clock.sleep(seconds)
+        if not released:
+            limiter.release()
+            released.append(clock.now)
+
+    limiter.acquire(sleep)
+    assert released and clock.now >= released[0] + 1.0  # counted from its completion time
+
+
+def test_an_interrupted_wait_gives_its_slot_back() -> None:
+    clock = FakeTime(0.0)
+    limiter = SpacingLimiter(10.0, clock.clock, window_calls=2, window=1.0)
+    limiter.acquire(clock.sleep)
+    limiter.release()
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        limiter.acquire(interrupted)  # spacing wait of 10 s interrupted
+    assert limiter._in_flight == 0
