@@ -1,0 +1,93 @@
+"""Operators as a DAG author meets them: arguments, failures, the list link and OpenLineage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from airflow_provider_activecampaign.emulator import EmulatorServer
+from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
+from airflow_provider_activecampaign.operators.activecampaign import (
+    ActiveCampaignAudienceSendOperator,
+    ActiveCampaignListSyncOperator,
+    ActiveCampaignTestConnectionOperator,
+    list_web_url,
+)
+from tests.integration.conftest import PRODUCTION_KEY, connection_json
+
+
+def test_source_arguments_are_checked_when_the_dag_is_parsed() -> None:
+    with pytest.raises(ValueError, match="source_conn_id"):
+        ActiveCampaignAudienceSendOperator(task_id="t", list_name="L", sql="SELECT 1")
+    with pytest.raises(ValueError, match="not both"):
+        ActiveCampaignAudienceSendOperator(task_id="t", list_name="L", sql="x", source_conn_id="db", records=[])
+    with pytest.raises(ValueError, match="mode"):
+        ActiveCampaignAudienceSendOperator(task_id="t", list_name="L", records=[], mode="replace")
+
+
+def test_test_connection_operator_fails_with_the_reason(monkeypatch: pytest.MonkeyPatch,
+                                                        production: EmulatorServer) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_ACTIVECAMPAIGN_DEFAULT", connection_json(production.url, "wrong-key-999"))
+    operator = ActiveCampaignTestConnectionOperator(task_id="test")
+    with pytest.raises(Exception, match="API key") as failure:
+        operator.execute(context={})
+    assert "wrong-key-999" not in str(failure.value)
+
+    monkeypatch.setenv("AIRFLOW_CONN_ACTIVECAMPAIGN_DEFAULT", connection_json(production.url, PRODUCTION_KEY))
+    facts = operator.execute(context={})
+    assert facts["api_url"] == production.url and facts["username"] == "emulator"
+    assert PRODUCTION_KEY not in json.dumps(facts)
+
+
+def test_list_link_points_at_the_web_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_REAL", json.dumps(
+        {"conn_type": "activecampaign", "host": "https://acme.api-us1.com/api/3/", "password": "k" * 20}))
+    monkeypatch.setenv("AIRFLOW_CONN_CUSTOM", json.dumps(
+        {"conn_type": "activecampaign", "host": "https://acme.api-us1.com", "password": "k" * 20,
+         "extra": {"web_url": "https://marketing.acme.com/"}}))
+    assert list_web_url(ActiveCampaignHook("real"), "7") == \
+        "https://acme.activehosted.com/app/contacts?listid=7&status=1"
+    assert list_web_url(ActiveCampaignHook("custom"), "7") == \
+        "https://marketing.acme.com/app/contacts?listid=7&status=1"
+
+
+def test_openlineage_reports_query_input_and_list_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_WH", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")}))
+    operator = ActiveCampaignAudienceSendOperator(
+        task_id="send", list_name="VIP", source_conn_id="wh",
+        sql="SELECT c.email FROM customers c JOIN orders o ON o.customer_id = c.id",
+    )
+    operator._list_id, operator._account_url = "7", "https://acme.api-us1.com"
+    lineage = operator.get_openlineage_facets_on_complete(task_instance=mock.MagicMock())
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        (f"sqlite://{tmp_path / 'w.db'}", "customers"), (f"sqlite://{tmp_path / 'w.db'}", "orders")]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("activecampaign://acme.api-us1.com", "lists/7")]
+    assert "customers" in lineage.job_facets["sql"].query
+
+
+def test_verify_reschedules_while_the_list_does_not_match_yet(ac_default: EmulatorServer) -> None:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
+
+    records = [{"email": f"v{i}@example.com"} for i in range(12)]
+    verify = ActiveCampaignListSyncOperator(task_id="verify", list_name="Fresh", records=records,
+                                            verify_only=True, timeout=300, poke_interval=5)
+    ti = mock.MagicMock(dag_id="d", task_id="verify", run_id="r")
+    ti.get_first_reschedule_date.return_value = None
+    from airflow.sdk import timezone
+
+    ti.start_date = timezone.utcnow()
+    ac_default.account.add_list("Fresh")
+    with pytest.raises(AirflowRescheduleException):
+        verify.execute(context={"ti": ti})  # nothing there yet: check again later, no slot held
+    expired = ActiveCampaignListSyncOperator(task_id="verify", list_name="Fresh", records=records,
+                                             verify_only=True, timeout=0)
+    with pytest.raises(AirflowFailException, match="12 missing"):
+        expired.execute(context={"ti": ti})
+
+    repair = ActiveCampaignListSyncOperator(task_id="repair", list_name="Fresh", records=records)
+    result = repair.execute(context={"ti": ti})
+    assert result["added"] == 12
+    assert verify.execute(context={"ti": ti})["verified"] is True
