@@ -1,0 +1,35 @@
+# The two sacred commands: `make demo` (the example DAGs end to end against the emulator) and
+# `make test` (the whole suite). Both start from nothing: the virtualenv is created inside the repo.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PIP_QUIET := -q --disable-pip-version-check
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m pip install $(PIP_QUIET) -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "import airflow_provider_activecampaign, airflow.sdk, fastapi, requests_mock"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python demo/run_demo.py
+
+test: install
+	bash scripts/install-browser.sh
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/bench_send.py
+
+clean:
+	rm -rf $(VENV) .demo .airflow test-artifacts .pytest_cache .ruff_cache *.egg-info
