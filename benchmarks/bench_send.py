@@ -22,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ac_bench_airflow_"))
 
 PLANS = ["free", "starter", "pro", "enterprise"]
 COLUMNS = ["email", "first_name", "last_name", "plan", "tags"]
@@ -99,7 +100,7 @@ def network_runs(n: int, import_delay: float) -> None:
         minimum = (imports - 1) * 0.6 + import_delay
         changed = set(random.Random(5).sample(range(n), n // 100))
         for label, data in (("full send", rows(n)), ("1% changed", rows(n, changed))):
-            hook = ActiveCampaignHook(activecampaign_conn_id="bench")
+            hook = ActiveCampaignHook(activecampaign_conn_id="activecampaign_bench")
             store = StateStore(Path(state_dir), account_key=hook.host, list_key="bench")
             engine = AudienceSync(hook, SyncOptions(list_name="Benchmark", group_name="Admins"),
                                   store=store, run_id=label.replace(" ", "-"))

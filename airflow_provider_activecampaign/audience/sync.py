@@ -12,9 +12,8 @@ through import/info and commit it to the state journal -> compact the state and 
 from __future__ import annotations
 
 import contextlib
-import gzip
-import json
 import logging
+import pickle
 import tempfile
 import time
 from collections import Counter, deque
@@ -44,6 +43,7 @@ EmptyAction = Literal["fail", "skip", "proceed"]
 ACTIVE, UNSUBSCRIBED = 1, 2
 # ActiveCampaign advises contact/sync instead of the bulk importer below 10 contacts.
 BULK_MINIMUM = 10
+SPOOL_CHUNK = 10_000
 REFUSED_REASON = "refused by ActiveCampaign (unsubscribed, excluded, bounced or over the contact limit)"
 
 
@@ -272,7 +272,9 @@ class AudienceSync:
         list_sync = self._reconcile
         examples: dict[str, list[str]] = {"add": [], "update": [], "invalid": [], "unsubscribe": []}
         self._spool = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115 - closed in finish()
-        writer = gzip.GzipFile(fileobj=self._spool, mode="wb", compresslevel=1)
+        # What must be sent waits on disk, not in memory, pickled in chunks (one call per chunk is far
+        # cheaper than one per contact).
+        chunk: list[tuple] = []
         audience = self._audience
         row_number = 0
         for row_number, row in enumerate(rows, start=1):
@@ -320,9 +322,13 @@ class AudienceSync:
             bucket = "update" if category == "update" else "add"
             if len(examples[bucket]) < self.options.example_count:
                 examples[bucket].append(mask_email(email))
-            writer.write(json.dumps([category, fp, _contact_to_list(mapped)],
-                                    separators=(",", ":")).encode() + b"\n")
-        writer.close()
+            chunk.append((category, fp, mapped.email, mapped.first_name, mapped.last_name, mapped.phone,
+                          mapped.customer_acct_name, mapped.tags, mapped.fields))
+            if len(chunk) >= SPOOL_CHUNK:
+                pickle.dump(chunk, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+                chunk = []
+        if chunk:
+            pickle.dump(chunk, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
         summary.rows_read = row_number
         summary.valid = len(audience)
         summary.examples = examples
@@ -420,10 +426,14 @@ class AudienceSync:
     def _iter_spool(self) -> Iterator[tuple[str, str, AudienceContact]]:
         assert self._spool is not None
         self._spool.seek(0)
-        with gzip.GzipFile(fileobj=self._spool, mode="rb") as reader:
-            for line in reader:
-                category, fp, values = json.loads(line)
-                yield category, fp, _contact_from_list(values)
+        while True:
+            try:
+                chunk = pickle.load(self._spool)
+            except EOFError:
+                return
+            for category, fp, email, first, last, phone, acct, tags, fields in chunk:
+                yield category, fp, AudienceContact(email=email, first_name=first, last_name=last, phone=phone,
+                                                    customer_acct_name=acct, tags=tags, fields=fields)
 
     def _send_bulk_upserts(self, items: Iterator[tuple[str, str, AudienceContact]]) -> None:
         meta: dict[str, tuple[str, str]] = {}
@@ -692,14 +702,3 @@ class AudienceSync:
                    f"{s.unexpected} on the list but not in the audience, {s.skipped_unsubscribed} "
                    f"unsubscribed themselves ({ratio:.2%} different, tolerance {tolerance:.2%})")
         return ok, message
-
-
-def _contact_to_list(contact: AudienceContact) -> list[Any]:
-    return [contact.email, contact.first_name, contact.last_name, contact.phone,
-            contact.customer_acct_name, list(contact.tags), [list(f) for f in contact.fields]]
-
-
-def _contact_from_list(values: list[Any]) -> AudienceContact:
-    email, first, last, phone, acct, tags, fields = values
-    return AudienceContact(email=email, first_name=first, last_name=last, phone=phone,
-                           customer_acct_name=acct, tags=tuple(tags), fields=tuple(tuple(f) for f in fields))

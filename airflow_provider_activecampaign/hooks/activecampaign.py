@@ -38,6 +38,7 @@ from airflow_provider_activecampaign.audience.batching import (
     encode_body,
     split_import_batches,
 )
+from airflow_provider_activecampaign.audience.records import mask_email
 from airflow_provider_activecampaign.exceptions import (
     ActiveCampaignAccountBlockedError,
     ActiveCampaignAuthError,
@@ -83,16 +84,10 @@ _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 # Masking
 # --------------------------------------------------------------------------------------------------
 
-def mask_email(address: str) -> str:
-    """``jdoe@example.com`` -> ``j***@example.com``: enough to recognise, not enough to leak."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
 def mask_emails(text: str) -> str:
     """Mask every email address in free text, including URL-encoded ones (``a%40b.com``)."""
     text = _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
-    return _ENCODED_EMAIL_RE.sub(lambda m: m.group(0)[:1] + "***%40" + m.group(0).split("%40", 1)[1], text)
+    return _ENCODED_EMAIL_RE.sub(lambda m: mask_email(m.group(0).replace("%40", "@")).replace("@", "%40"), text)
 
 
 # --------------------------------------------------------------------------------------------------

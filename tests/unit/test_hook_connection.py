@@ -149,7 +149,7 @@ def test_test_connection_success(hook: ActiveCampaignHook, requests_mock: Any,
     ok, message = hook.test_connection()
     assert ok
     assert "https://acct.api-us1.com" in message and "jdoe" in message
-    assert "johndoe@example.com" not in message and "j***@example.com" in message
+    assert "johndoe@example.com" not in message and "j***@e***.com" in message
     assert hook.request_counts == {"GET users/me": 1}
     assert requests_mock.last_request.timeout == (5.0, 10.0)  # short
     assert "johndoe@example.com" not in all_logs()

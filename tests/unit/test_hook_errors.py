@@ -396,15 +396,15 @@ def test_emails_masked_in_messages_and_logs(hook: ActiveCampaignHook, requests_m
     with pytest.raises(ActiveCampaignAuthError) as info:
         hook.find_contact_by_email("jane.doe@example.com")
     message = str(info.value)
-    assert "jane.doe@example.com" not in message and "j***@example.com" in message
-    assert "contacts?email=j***@example.com" in message
+    assert "jane.doe@example.com" not in message and "j***@e***.com" in message
+    assert "contacts?email=j***@e***.com" in message
     logs = all_logs()
     assert "jane.doe@example.com" not in logs and "jane.doe%40example.com" not in logs
-    assert "j***@example.com" in logs
+    assert "j***@e***.com" in logs
 
 
 def test_mask_emails_handles_url_encoded_addresses() -> None:
     assert mask_emails("url /api/3/contacts?email=jane%40example.com x") == (
-        "url /api/3/contacts?email=j***%40example.com x")
-    assert mask_emails("a b@c.io and X.Y+z@d.co.uk") == "a b***@c.io and X***@d.co.uk"
+        "url /api/3/contacts?email=j***%40e***.com x")
+    assert mask_emails("a b@c.io and X.Y+z@d.co.uk") == "a b***@c***.io and X***@d***.uk"
     assert re.search("@", mask_emails("no email @ here")) is not None

@@ -1,0 +1,112 @@
+"""The real hook against the emulator over loopback: limits, faults, test_connection, no leaked key."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+
+import pytest
+
+from airflow_provider_activecampaign.emulator import EmulatorServer
+from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
+from tests.integration.conftest import PRODUCTION_KEY, connection_json
+
+
+def use(monkeypatch: pytest.MonkeyPatch, conn_id: str, host: str, key: str = PRODUCTION_KEY) -> ActiveCampaignHook:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection_json(host, key))
+    return ActiveCampaignHook(activecampaign_conn_id=conn_id)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_test_connection_says_plainly_what_is_wrong(monkeypatch: pytest.MonkeyPatch,
+                                                    production: EmulatorServer) -> None:
+    ok, message = use(monkeypatch, "ac_ok", production.url).test_connection()
+    assert ok and production.url in message and "emulator" in message
+
+    ok, message = use(monkeypatch, "ac_key", production.url, "wrong-key-000000").test_connection()
+    assert not ok and "API key rejected" in message and "wrong-key" not in message
+
+    ok, message = use(monkeypatch, "ac_path", production.url + "/not-the-api").test_connection()
+    assert not ok and "does not answer like an ActiveCampaign API" in message and "/not-the-api" in message
+
+    port = closed_port()
+    ok, message = use(monkeypatch, "ac_port", f"http://127.0.0.1:{port}").test_connection()
+    assert not ok and f"127.0.0.1:{port}" in message and "reach" in message
+
+    before = len(production.account.requests())
+    ok, message = use(monkeypatch, "ac_http", "http://ac.example.com").test_connection()
+    assert not ok and "http" in message and "https" in message
+    assert len(production.account.requests()) == before  # nothing was sent anywhere
+
+    production.block_account(True)
+    ok, message = use(monkeypatch, "ac_blocked", production.url).test_connection()
+    assert not ok and "blocked" in message and "402" in message
+
+
+def test_four_threads_of_separate_hooks_share_the_account_limit(monkeypatch: pytest.MonkeyPatch,
+                                                                 production: EmulatorServer) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AC_THREADS", connection_json(production.url, PRODUCTION_KEY))
+    errors: list[BaseException] = []
+
+    def worker(calls: int) -> None:
+        hook = ActiveCampaignHook(activecampaign_conn_id="ac_threads")  # its own session
+        try:
+            for _ in range(calls):
+                hook.get_current_user()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    production.account.clear_requests()
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in (13, 13, 12, 12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    assert not errors
+    answered = production.account.requests()
+    assert len(answered) == 50
+    assert not [r for r in answered if r.status == 429]
+    assert production.account.peak_rate(1.0) <= 5
+    print(f"50 calls from 4 threads: {elapsed:.1f}s, {50 / elapsed:.2f} requests/s, no 429")
+
+
+def test_every_call_survives_429_503_bursts_and_dropped_connections(
+        monkeypatch: pytest.MonkeyPatch, production: EmulatorServer) -> None:
+    hook = use(monkeypatch, "ac_faults", production.url)
+    production.throttle_next(3, retry_after=0.3)
+    assert hook.get_current_user()["username"] == "emulator"
+    production.fail_next(2, status=503, retry_after=0.2)
+    assert hook.find_list_by_name("nothing") is None
+    production.fail_next(2, status=502)  # HTML body, as Cloudflare sends
+    assert hook.get_custom_fields() == {}
+    production.drop_next(2)
+    assert hook.find_user_group("Admins")["title"] == "Admins"
+    assert hook.request_counts["GET users/me"] == 4 and hook.request_counts["GET groups"] >= 3
+
+
+def test_the_api_key_never_reaches_logs_or_errors(monkeypatch: pytest.MonkeyPatch, production: EmulatorServer,
+                                                  caplog: pytest.LogCaptureFixture,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    caplog.set_level(logging.DEBUG)
+    hook = use(monkeypatch, "ac_leak", production.url)
+    production.throttle_next(1, retry_after=0.1)
+    hook.get_current_user()
+    production.fail_next(10, status=500)
+    with pytest.raises(Exception) as failure:
+        ActiveCampaignHook(activecampaign_conn_id="ac_leak", max_attempts=2).get_current_user()
+    bad = use(monkeypatch, "ac_leak_bad", production.url, "another-secret-key-42")
+    production.faults.clear()
+    assert not bad.test_connection()[0]
+    out = capsys.readouterr()
+    everything = caplog.text + out.out + out.err + str(failure.value) + json.dumps(hook.request_counts)
+    assert PRODUCTION_KEY not in everything and "another-secret-key-42" not in everything
