@@ -115,7 +115,7 @@ def network_runs(n: int, import_delay: float) -> None:
             print(f"   wall {seconds:.1f}s, {sent} contacts sent, {sent / seconds:.0f} contacts/s, "
                   f"{s.rejected} rejected")
             print(f"   API requests {s.api_requests}: {json.dumps(s.requests_by_endpoint)}")
-            print(f"   read+validate+plan: {n / t_plan:,.0f} rows/s ({t_plan:.2f}s)")
+            print(f"   read+validate+plan, incl. its 3-4 API look-ups: {n / t_plan:,.0f} rows/s ({t_plan:.2f}s)")
             if label == "full send":
                 print(f"   minimum the limits allow: {minimum:.1f}s -> measured/minimum = {seconds / minimum:.3f}")
                 print(f"   imports {s.requests_by_endpoint.get('POST import/bulk_import', 0)} "

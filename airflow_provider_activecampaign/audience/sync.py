@@ -12,6 +12,7 @@ through import/info and commit it to the state journal -> compact the state and 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import pickle
 import tempfile
@@ -210,7 +211,8 @@ class AudienceSync:
         mapper = RowMapper(columns, email_column=opts.email_column)
         self._resolve_destination(mapper.custom_field_tags)
         self._load_membership(membership)
-        self._read_audience(mapper, rows)
+        with _gc_paused():
+            self._read_audience(mapper, rows)
         self._plan_removals()
         self._check_guards()
         self._planned = True
@@ -702,3 +704,16 @@ class AudienceSync:
                    f"{s.unexpected} on the list but not in the audience, {s.skipped_unsubscribed} "
                    f"unsubscribed themselves ({ratio:.2%} different, tolerance {tolerance:.2%})")
         return ok, message
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while reading rows: the loop makes no cycles, but with a
+    million-entry audience dict each collection walks the whole heap (measured: ~15% of the read)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
