@@ -232,9 +232,9 @@ def _line_blocks(stream: Any) -> Iterator[bytes]:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building a million tuples: it would rescan them
-    over and over (3x slower loads) though none of them can form a cycle."""
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building a million objects that form no cycles: it
+    would rescan them over and over (3x slower state loads, ~15% slower audience reads)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -360,7 +360,7 @@ class StateStore:
                 header = json.loads(stream.readline())
                 if not isinstance(header, dict) or header.get("generation") != generation:
                     raise ValueError(f"header {header!r} does not match generation {generation}")
-                with _gc_paused():
+                with gc_paused():
                     for block in _line_blocks(stream):
                         count += parser.parse(block, members)
             if count != header.get("count"):
