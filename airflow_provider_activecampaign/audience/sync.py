@@ -527,7 +527,10 @@ class AudienceSync:
                 suspects.update(i for i in (index, index - 1) if 0 <= i < len(batch))
         if not suspects or len(suspects) >= len(batch):
             if len(batch) == 1:
-                self._reject(batch[0]["email"], f"import refused: {error.api_message or error}", meta)
+                email = batch[0]["email"]
+                fp, _category = meta.pop(email)
+                self._reject(email, f"import refused: {error.api_message or error}",
+                             remember=MemberState(fp, MemberStatus.REFUSED))
                 return
             middle = len(batch) // 2  # no usable hint: bisect
             for half in (batch[:middle], batch[middle:]):
@@ -565,7 +568,7 @@ class AudienceSync:
         if state in ("failed", "interrupted"):
             pending.popleft()
             for email, _fp, _category in head.members:
-                self._reject(email, f"ActiveCampaign import batch {state}", None)
+                self._reject(email, f"ActiveCampaign import batch {state}")  # not remembered: retried
             return
         if state != "completed":
             if self.clock() - head.submitted_at > self.options.import_timeout:
@@ -580,7 +583,7 @@ class AudienceSync:
         confirmed: dict[str, MemberState] = {}
         for email, fp, category in head.members:
             if email in failed:
-                self._reject(email, REFUSED_REASON, None, fingerprint_=fp)
+                self._reject(email, REFUSED_REASON)
                 if head.kind == "remove":
                     continue
                 confirmed[email] = MemberState(fp, MemberStatus.REFUSED)
@@ -600,22 +603,21 @@ class AudienceSync:
         else:
             self.summary.added += 1
 
-    def _reject(self, email: str, reason: str, meta: dict | None, *, fingerprint_: str | None = None) -> None:
-        if meta is not None and email in meta:
-            fp, _ = meta.pop(email)
-            fingerprint_ = fp
+    def _reject(self, email: str, reason: str, *, remember: MemberState | None = None) -> None:
+        """Count and report a contact ActiveCampaign refused; ``remember`` it so an unchanged contact
+        is not offered again next run."""
         self.summary.rejected += 1
         self._rejects.append((email, reason))
-        if fingerprint_ is not None and meta is not None:
-            self._commit({email: MemberState(fingerprint_, MemberStatus.REFUSED)})
+        if remember is not None:
+            self._commit({email: remember})
 
     def _upsert_one(self, contact: AudienceContact, fp: str, category: str) -> None:
         """contact/sync + contactLists, for a handful of contacts or re-subscribing one we removed."""
         try:
             synced = self.client.sync_contact(to_sync_contact(contact, field_ids=self.field_ids))
         except ActiveCampaignValidationError as error:
-            self._reject(contact.email, f"contact refused: {error.api_message or error}", None)
-            self._commit({contact.email: MemberState(fp, MemberStatus.REFUSED)})
+            self._reject(contact.email, f"contact refused: {error.api_message or error}",
+                         remember=MemberState(fp, MemberStatus.REFUSED))
             return
         contact_id = str(synced["id"])
         known = self._state.get(contact.email)

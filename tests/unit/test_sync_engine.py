@@ -21,7 +21,9 @@ class FakeActiveCampaign:
 
     api_url = "https://fake.api-us1.com"
 
-    def __init__(self, *, poison: set[str] = frozenset(), one_based: bool = False) -> None:
+    def __init__(self, *, poison: set[str] = frozenset(), one_based: bool = False,
+                 indexed_reasons: bool = True) -> None:
+        self.indexed_reasons = indexed_reasons
         self.request_counts: Counter = Counter()
         self.lists: dict[str, dict] = {}
         self.members: dict[str, int] = {}  # email -> status on the one list
@@ -73,7 +75,7 @@ class FakeActiveCampaign:
         bad = [i for i, c in enumerate(contacts) if c["email"] in self.poison]
         if bad:
             reasons = [{"contact": i + self.one_based, "failureReason": "Field' email' incorrect format"}
-                       for i in bad]
+                       for i in bad] if self.indexed_reasons else ["Contact import failed"]
             raise ActiveCampaignBulkImportRejectedError("rejected", failure_reasons=reasons,
                                                         api_message="JSON payload did not pass validation")
         self.imports.append(contacts)
@@ -147,6 +149,17 @@ def test_whole_batch_rejection_is_repaired_by_setting_suspects_aside(tmp_path: P
     assert sum(len(batch) for batch in client.imports) == 28
     assert {e for e, s in client.members.items() if s == 1} == {f"p{i}@example.com" for i in range(30)}
     assert summary.added == 30 and summary.rejected == 0
+
+
+def test_rejection_without_a_usable_index_is_bisected_down_to_the_culprit(tmp_path: Path) -> None:
+    client = FakeActiveCampaign(poison={"p13@example.com"}, indexed_reasons=False)
+    summary = engine(client, tmp_path).run(COLUMNS, rows(40))
+    assert (summary.added, summary.rejected) == (39, 1)
+    assert "p13@example.com" not in client.members
+    report = Path(summary.rejects_report).read_text()
+    assert "p13@example.com,import refused" in report
+    members, _ = StateStore(tmp_path, account_key="fake", list_key="L").load()
+    assert members["p13@example.com"].status is MemberStatus.REFUSED  # not offered again unless it changes
 
 
 @pytest.mark.parametrize("one_based", [False, True])
