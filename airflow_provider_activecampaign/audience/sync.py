@@ -117,6 +117,7 @@ class SyncSummary:
     unsubscribed: int = 0
     rejected: int = 0
     skipped_unsubscribed: int = 0
+    previously_refused: int = 0  # refused by ActiveCampaign on an earlier run, unchanged since
     api_requests: int = 0
     requests_by_endpoint: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -313,6 +314,7 @@ class AudienceSync:
                 category = "resubscribe"  # we removed them earlier; they are back in the audience
             elif known is not None and known.status is MemberStatus.REFUSED and known.fingerprint == fp:
                 summary.unchanged += 1  # refused before and nothing changed: don't ask again
+                summary.previously_refused += 1
                 continue
             else:
                 category = "add"
@@ -702,6 +704,7 @@ class AudienceSync:
         ratio = differences / max(1, s.valid)
         ok = ratio <= tolerance
         message = (f"list {s.list_name!r}: {s.valid} audience contacts, {s.missing} missing from the list, "
-                   f"{s.unexpected} on the list but not in the audience, {s.skipped_unsubscribed} "
-                   f"unsubscribed themselves ({ratio:.2%} different, tolerance {tolerance:.2%})")
+                   f"{s.unexpected} on the list but not in the audience; not counted: {s.skipped_unsubscribed} "
+                   f"unsubscribed themselves, {s.previously_refused} refused by ActiveCampaign (see the rejects "
+                   f"report of the send) ({ratio:.2%} different, tolerance {tolerance:.2%})")
         return ok, message

@@ -92,3 +92,35 @@ def test_broken_sandbox_fails_and_production_receives_nothing(monkeypatch: pytes
     assert states["production_send"] in ("upstream_failed", "skipped")
     assert ac_default.account.list_by_name(LIST) is None
     assert not ac_default.account.requests(method="POST")
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_failed_sandbox_verification_keeps_production_untouched(ac_default: EmulatorServer,
+                                                                ac_sandbox: EmulatorServer,
+                                                                warehouse: Path, state_dir: Path) -> None:
+    dag = load_dag("activecampaign_sandbox_promotion")
+    dag.get_task("verify_sandbox").verify_timeout = 0  # fail at once instead of waiting 30 minutes
+    # The sample send "succeeds" without reaching ActiveCampaign: the list read back is empty.
+    run = dag.test(run_conf=promotion_conf(state_dir, approve=True), mark_success_pattern="send_sample_to_sandbox")
+    states = task_states(run)
+    assert run.state == "failed"
+    assert states["verify_sandbox"] == "failed"
+    assert states["production_dry_run"] == "upstream_failed" and states["production_send"] == "upstream_failed"
+    assert ac_default.account.list_by_name(LIST) is None
+    assert not ac_default.account.requests(method="POST")
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_refused_contacts_are_reported_not_counted_as_differences(ac_default: EmulatorServer,
+                                                                  ac_sandbox: EmulatorServer,
+                                                                  warehouse: Path, state_dir: Path) -> None:
+    sample = audience_emails(warehouse, limit=20)
+    ac_sandbox.account.exclude(sample[3])  # on the account's exclusion list: ActiveCampaign refuses it
+    dag = load_dag("activecampaign_sandbox_promotion")
+    run = dag.test(run_conf=promotion_conf(state_dir, approve=False))
+    states = task_states(run)
+    assert states["verify_sandbox"] == "success"
+    assert xcom_result(run, "send_sample_to_sandbox")["rejected"] == 1
+    verified = xcom_result(run, "verify_sandbox")
+    assert verified["previously_refused"] == 1 and "1 refused by ActiveCampaign" in verified["message"]
+    assert sample[3] not in members(ac_sandbox) and len(members(ac_sandbox)) == len(sample) - 1
