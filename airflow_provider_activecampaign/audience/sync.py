@@ -249,7 +249,7 @@ class AudienceSync:
         opts = self.options
         if self.store is not None and not opts.full_refresh:
             self._state, info = self.store.load()
-            self.summary.state_warnings = list(getattr(info, "warnings", []) or [])
+            self.summary.state_warnings = list(info.warnings)
         if self.list_id is None:
             self._members, self.summary.membership_source = set(), "new list"
             return
@@ -259,14 +259,14 @@ class AudienceSync:
             return
         # No memory (first run on an existing list, full refresh, or list sync): ask ActiveCampaign.
         self._reconcile = membership == "activecampaign"
-        self._members = {c["email"].strip().lower() for c in self.client.iter_list_contacts(self.list_id, 1)}
-        unsubscribed = {c["email"].strip().lower()
-                        for c in self.client.iter_list_contacts(self.list_id, UNSUBSCRIBED)}
+        self._members = self._list_emails(ACTIVE)
         ours = {e for e, s in self._state.items() if s.status is MemberStatus.UNSUBSCRIBED}
-        self._self_unsubscribed = unsubscribed - ours
-        for email in unsubscribed & ours:
-            self._state.setdefault(email, MemberState("", MemberStatus.UNSUBSCRIBED))
+        self._self_unsubscribed = self._list_emails(UNSUBSCRIBED) - ours
         self.summary.membership_source = "activecampaign"
+
+    def _list_emails(self, status: int) -> set[str]:
+        """Emails on the list with this status, read back from ActiveCampaign (paged by id)."""
+        return {c["email"].strip().lower() for c in self.client.iter_list_contacts(self.list_id, status)}
 
     def _read_audience(self, mapper: RowMapper, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
         """One pass over the rows: validate, merge duplicates, classify, spool what must be sent."""
@@ -454,8 +454,7 @@ class AudienceSync:
             return
         # Someone who already unsubscribed themselves must not be recorded as removed by us: that
         # record is what later allows re-subscribing them. One paged read finds them.
-        self_unsubscribed = {c["email"].strip().lower()
-                             for c in self.client.iter_list_contacts(self.list_id, UNSUBSCRIBED)}
+        self_unsubscribed = self._list_emails(UNSUBSCRIBED)
         for email in [e for e in self._removals if e in self_unsubscribed]:
             known = self._state.get(email)
             self.summary.skipped_unsubscribed += 1

@@ -1497,13 +1497,7 @@ class Account:
 
     def peak_rate(self, window: float = 1.0, records: Iterable[RequestRecord] | None = None) -> int:
         """The most requests that arrived within any ``window`` seconds (default: all logged)."""
-        times = sorted(r.time for r in (self.requests() if records is None else records))
-        best, start = 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= window:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return max_in_sliding_window([r.time for r in (self.requests() if records is None else records)], window)
 
     def clear_requests(self) -> None:
         with self.lock:
@@ -1623,3 +1617,14 @@ def _list_ids(entries: Any) -> list[str]:
         if value is not None and str(value) != "":
             out.append(str(value))
     return out
+
+
+def max_in_sliding_window(times: Iterable[float], window: float) -> int:
+    """The most events found in any half-open interval [t, t + window): how rate limits are counted."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

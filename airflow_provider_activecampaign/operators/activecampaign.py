@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
@@ -365,13 +366,8 @@ def _seconds(value: timedelta | float) -> float:
 
 
 def _default_state_uri() -> str:
-    from airflow.sdk.configuration import conf
-
-    home = conf.get("core", "airflow_home", fallback=None)
-    if not home:
-        import os
-
-        home = os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow"))
+    # The same rule Airflow uses to find its home: $AIRFLOW_HOME, else ~/airflow.
+    home = os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
     return f"file://{home.rstrip('/')}/activecampaign_state"
 
 

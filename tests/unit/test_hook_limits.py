@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_activecampaign.emulator.store import max_in_sliding_window
 from airflow_provider_activecampaign.hooks.activecampaign import (
     LIMITER_MARGIN,
     ActiveCampaignHook,
@@ -28,17 +29,6 @@ from tests.unit.hook_fixtures import (  # noqa: F401  (pytest fixtures)
 )
 
 BULK = f"{BASE}/import/bulk_import"
-
-
-def max_in_sliding_window(times: list[float], window: float) -> int:
-    """The most events found in any half-open interval [t, t + window)."""
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def record_times(requests_mock: Any, url: str, clock: Callable[[], float], method: str = "GET",
