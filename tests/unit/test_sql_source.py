@@ -108,9 +108,12 @@ def test_closed_when_the_consumer_stops_early(warehouse: Path, spy: Spy) -> None
 
 
 def test_closed_when_the_consumer_fails(warehouse: Path, spy: Spy) -> None:
-    with pytest.raises(RuntimeError, match="engine broke"), open_sql_rows("wh", "SELECT email FROM customers") as (
-        _,
-        rows,
+    with (
+        pytest.raises(RuntimeError, match="engine broke"),
+        open_sql_rows("wh", "SELECT email FROM customers") as (
+            _,
+            rows,
+        ),
     ):
         next(rows)
         raise RuntimeError("engine broke")
@@ -124,8 +127,9 @@ def test_closed_when_the_query_fails(warehouse: Path, spy: Spy) -> None:
 
 
 def test_statement_without_result_set_fails_clearly(warehouse: Path, spy: Spy) -> None:
-    with pytest.raises(AirflowFailException, match="no result set"), open_sql_rows(
-        "wh", "UPDATE customers SET plan = 'x' WHERE 0"
+    with (
+        pytest.raises(AirflowFailException, match="no result set"),
+        open_sql_rows("wh", "UPDATE customers SET plan = 'x' WHERE 0"),
     ):
         pass
     assert spy.cursor_closed and spy.conn_closed
