@@ -20,10 +20,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param
 
-from airflow_provider_activecampaign.operators.activecampaign import (
-    ActiveCampaignAudienceSendOperator,
-    ActiveCampaignTestConnectionOperator,
-)
+from airflow_provider_activecampaign.operators.audience import ActiveCampaignAudienceSendOperator
+from airflow_provider_activecampaign.operators.connection import ActiveCampaignTestConnectionOperator
 
 ACTIVECAMPAIGN_POOL = "activecampaign_default"
 ACTIVECAMPAIGN_LIST = Asset(name="activecampaign_vip_customers",

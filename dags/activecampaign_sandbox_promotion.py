@@ -23,11 +23,9 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_activecampaign.operators.activecampaign import (
-    ActiveCampaignAudienceSendOperator,
-    ActiveCampaignListSyncOperator,
-    ActiveCampaignTestConnectionOperator,
-)
+from airflow_provider_activecampaign.operators.audience import ActiveCampaignAudienceSendOperator
+from airflow_provider_activecampaign.operators.connection import ActiveCampaignTestConnectionOperator
+from airflow_provider_activecampaign.operators.list_sync import ActiveCampaignListSyncOperator
 
 AUDIENCE_SQL = "sql/audience.sql"
 SANDBOX = "{{ params.sandbox_conn_id }}"
