@@ -50,7 +50,7 @@ with DAG(
         "production_conn_id": Param("activecampaign_default", type="string"),
         "warehouse_conn_id": Param("audience_warehouse", type="string"),
         "list_name": Param("VIP customers", type="string"),
-        "group_name": Param("Admins", type="string"),
+        "group_name": Param("Admin", type="string"),
         "sample_size": Param(50, type="integer", minimum=10, maximum=100),
         "state_uri": Param("", type="string"),
         "approve": Param(None, type=["null", "boolean"],
