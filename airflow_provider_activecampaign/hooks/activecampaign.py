@@ -233,11 +233,12 @@ class ActiveCampaignHook(ActiveCampaignResources, BaseHook):
         return get_limiter(self.api_url, "requests", self.settings.requests_per_second, 1.0, self.clock)
 
     def _bulk_limiter(self, contacts: int) -> SpacingLimiter:
+        """The importer's per-minute budget: a sliding window (no spacing), single-contact apart."""
         if contacts == 1:
             return get_limiter(self.api_url, "single_imports", self.settings.single_imports_per_minute,
-                               60.0, self.clock)
+                               60.0, self.clock, spaced=False)
         return get_limiter(self.api_url, "bulk_imports", self.settings.bulk_imports_per_minute, 60.0,
-                           self.clock)
+                           self.clock, spaced=False)
 
     def _backoff(self, attempt: int) -> float:
         """Capped exponential backoff with full jitter (attempt 1 -> up to 1 s, then 2, 4 … 30)."""
