@@ -142,3 +142,21 @@ def test_a_burst_of_100_imports_goes_at_the_requests_pace_and_the_101st_would_wa
             later_run._bulk_limiter(2).acquire(_refuse_to_wait)
         assert float(waited.value.args[0]) > 0
         print(f"100 imports in {elapsed:.1f}s against the emulator at 20 requests/s, no 400")
+
+
+def test_the_test_connection_operator_succeeds_through_a_burst_of_two_429s(
+        monkeypatch: pytest.MonkeyPatch, production: EmulatorServer) -> None:
+    from airflow_provider_activecampaign.operators.connection import ActiveCampaignTestConnectionOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_AC_BUSY", connection_json(production.url, PRODUCTION_KEY))
+    production.account.clear_requests()
+    production.throttle_next(2, retry_after=0.2)
+    facts = ActiveCampaignTestConnectionOperator(task_id="check", activecampaign_conn_id="ac_busy").execute(
+        context={})
+    assert facts["username"] == "emulator" and facts["api_url"] == production.url
+    assert [r.status for r in production.account.requests(endpoint="GET users/me")] == [429, 429, 200]
+
+    # The UI's Test button (the hook's default) stays one quick call and reports the 429.
+    production.throttle_next(1, retry_after=0.2)
+    ok, message = ActiveCampaignHook(activecampaign_conn_id="ac_busy").test_connection()
+    assert not ok and "rate limited" in message
