@@ -74,10 +74,12 @@ def _utc_text(value: Any) -> str | None:
     return parsed.astimezone(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def changed_by(membership: Mapping[str, Any] | None, *, sync_unsubscribed_at: _dt.datetime | None = None) -> str:
+def changed_by(membership: Mapping[str, Any] | None, *, by_sync: bool = False,
+               sync_unsubscribed_at: _dt.datetime | None = None) -> str:
     """``sync``, ``contact`` or ``other`` for one status-2/3 membership (see the module doc).
 
-    ``sync_unsubscribed_at``: when the run state says this sync unsubscribed the contact (aware), if it did.
+    ``by_sync``: the run state says this sync unsubscribed the contact, at ``sync_unsubscribed_at``
+    (aware) when it records the time.
     """
     record = membership or {}
     if str(record.get("status")) == "3":
@@ -88,9 +90,9 @@ def changed_by(membership: Mapping[str, Any] | None, *, sync_unsubscribed_at: _d
         return "contact"  # the unsubscribe link of a campaign's email
     if record.get("unsubscribeAutomation") not in _EMPTY_IDS:
         return "other"
-    if sync_unsubscribed_at is not None:
+    if by_sync:
         udate = parse_timestamp(record.get("udate"))
-        if udate is None or udate.tzinfo is None:
+        if sync_unsubscribed_at is None or udate is None or udate.tzinfo is None:
             return "sync"  # nothing says it changed after the sync's unsubscribe
         if udate <= sync_unsubscribed_at + CLOCK_SKEW:
             return "sync"
@@ -101,24 +103,27 @@ def unsubscribe_rows(
     memberships: Iterable[tuple[Mapping[str, Any], Mapping[str, Any] | None]],
     list_id: str,
     *,
+    status: int | None = None,
     sync_unsubscribes: Mapping[str, _dt.datetime | None] | None = None,
 ) -> Iterator[UnsubscribeRow]:
     """Rows for the (contact, membership) pairs of one list; contacts without an email are skipped.
 
-    ``sync_unsubscribes``: email -> when this sync unsubscribed them (the run state), if known.
+    ``status``: the status the contacts were listed by (``contacts?listid=&status=``); it stands in for a
+    membership record the answer did not side-load. ``sync_unsubscribes``: email -> when this sync
+    unsubscribed them (the run state), if known.
     """
     ours = sync_unsubscribes or {}
     for contact, membership in memberships:
         email = normalize_email(contact.get("email"))
         if not email:
             continue
-        record = membership or {}
+        record = membership if membership is not None else ({"status": status} if status is not None else {})
         code = str(record.get("status", "")).strip()
-        status = STATUS_NAMES.get(int(code)) if code.isdigit() else None
-        if status is None:
+        name = STATUS_NAMES.get(int(code)) if code.isdigit() else None
+        if name is None:
             continue  # not unsubscribed or bounced (or a status we do not know): not ours to report
-        by = changed_by(record, sync_unsubscribed_at=ours.get(email)) if email in ours else changed_by(record)
-        yield UnsubscribeRow(email, str(list_id), status, _utc_text(record.get("udate")), by)
+        by = changed_by(record, by_sync=email in ours, sync_unsubscribed_at=ours.get(email))
+        yield UnsubscribeRow(email, str(list_id), name, _utc_text(record.get("udate")), by)
 
 
 # --------------------------------------------------------------------------------------------- table

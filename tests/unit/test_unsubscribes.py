@@ -30,12 +30,20 @@ def test_who_made_the_change() -> None:
     assert changed_by(membership(status="3")) == "other"  # bounced
     assert changed_by(membership()) == "other"  # nothing tells: a user, the API, or a silent contact
     # The sync's own unsubscribe, still as it left it (10:00 UTC == 04:00 -06:00).
-    assert changed_by(membership(), sync_unsubscribed_at=SYNC_AT) == "sync"
+    assert changed_by(membership(), by_sync=True, sync_unsubscribed_at=SYNC_AT) == "sync"
+    assert changed_by(membership(), by_sync=True) == "sync"  # a state that does not record the time
     # Changed an hour after the sync unsubscribed them: someone else did it since.
-    assert changed_by(membership(udate="2026-12-01T05:00:00-06:00"), sync_unsubscribed_at=SYNC_AT) == "other"
+    later = membership(udate="2026-12-01T05:00:00-06:00")
+    assert changed_by(later, by_sync=True, sync_unsubscribed_at=SYNC_AT) == "other"
     # The contact's own reason wins over the state's memory.
-    assert changed_by(membership(unsubreason="bye"), sync_unsubscribed_at=SYNC_AT) == "contact"
+    assert changed_by(membership(unsubreason="bye"), by_sync=True, sync_unsubscribed_at=SYNC_AT) == "contact"
     assert changed_by(membership(campaign="0", message="0")) == "other"  # "0" is ActiveCampaign's none
+
+
+def test_the_listing_status_stands_in_for_a_missing_membership_record() -> None:
+    rows = list(unsubscribe_rows([({"email": "a@x.com"}, None), ({"email": "b@x.com"}, None)], "5", status=2))
+    assert rows == [UnsubscribeRow("a@x.com", "5", "unsubscribed", None, "other"),
+                    UnsubscribeRow("b@x.com", "5", "unsubscribed", None, "other")]
 
 
 def test_rows_from_memberships() -> None:
