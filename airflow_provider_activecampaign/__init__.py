@@ -79,6 +79,13 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_activecampaign.triggers.list"],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "ActiveCampaign",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_activecampaign.operators.unsubscribes",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "activecampaign",
