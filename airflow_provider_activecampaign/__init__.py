@@ -67,6 +67,13 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "ActiveCampaign",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_activecampaign.operators.unsubscribes",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "activecampaign",

@@ -73,3 +73,9 @@ def test_dags_written_for_0_1_still_import_the_operators_from_the_old_module() -
     assert activecampaign.ActiveCampaignListLink is links.ActiveCampaignListLink
     assert activecampaign.list_web_url is links.list_web_url
     assert set(activecampaign.__all__) <= set(dir(activecampaign))
+
+
+def test_transfers_are_listed_and_importable() -> None:
+    (transfer,) = get_provider_info()["transfers"]
+    module = importlib.import_module(transfer["python-module"])
+    assert module.ActiveCampaignUnsubscribesToSqlOperator.__doc__
