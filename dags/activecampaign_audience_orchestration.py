@@ -20,10 +20,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param
 
-from airflow_provider_activecampaign.operators.activecampaign import (
-    ActiveCampaignAudienceSendOperator,
-    ActiveCampaignTestConnectionOperator,
-)
+from airflow_provider_activecampaign.operators.audience import ActiveCampaignAudienceSendOperator
+from airflow_provider_activecampaign.operators.connection import ActiveCampaignTestConnectionOperator
 
 ACTIVECAMPAIGN_POOL = "activecampaign_default"
 ACTIVECAMPAIGN_LIST = Asset(name="activecampaign_vip_customers",
@@ -41,7 +39,7 @@ with DAG(
         "activecampaign_conn_id": Param("activecampaign_default", type="string"),
         "warehouse_conn_id": Param("audience_warehouse", type="string"),
         "list_name": Param("VIP customers", type="string"),
-        "group_name": Param("Admins", type="string"),
+        "group_name": Param("Admin", type="string"),
         "state_uri": Param("", type="string", description="Run state folder; empty = AIRFLOW_HOME"),
     },
     access_control={"Admin": {"DAGs": {"can_read", "can_edit"}}},

@@ -33,6 +33,8 @@ from airflow_provider_activecampaign.emulator.store import (
     Account,
     ApiError,
     Contact,
+    Exclusion,
+    Membership,
 )
 
 API_PREFIX = "/api/3"
@@ -332,9 +334,48 @@ def _api_router(account: Account) -> APIRouter:
         # ActiveCampaign's docs show 200 (not 201) for list creation.
         return json_response(200, {"list": account.create_list(await _wrapped(request, "list")).to_json()})
 
+    # The exclusion routes come before lists/{list_id} so "exclusions" is not taken for an id.
+    @router.get("/lists/exclusions")
+    async def get_exclusions(request: Request) -> Response:
+        limit, offset = _page(request, 20)
+        phrase, _ = _filter(request, "matchPhrase")
+        entries = account.exclusion_entries
+        if phrase is not None:
+            entries = [x for x in entries if phrase.lower() in x.match_phrase.lower()]
+        items = [x.to_json() for x in entries[offset : offset + limit]]
+        # meta.total is a number in the documented example of this endpoint.
+        return json_response(200, {"exclusions": items, "meta": {"total": len(entries)}})
+
+    @router.post("/lists/exclusions")
+    async def post_exclusion(request: Request) -> Response:
+        data = await _wrapped(request, "exclusion")
+        lists = data.get("lists") or []
+        if not isinstance(lists, list):
+            raise ApiError(422, {"errors": [{"status": 422, "title": "Invalid attribute",
+                                             "detail": "Lists must be an array of string-quoted integers",
+                                             "source": {"pointer": "/data/attributes/lists"}}]})
+        exclusion = account.add_exclusion(
+            data.get("matchPhrase", ""), data.get("matchType") or "exact", data.get("channel") or "all", lists
+        )
+        return json_response(201, {"exclusion": exclusion.to_json()})
+
+    @router.get("/lists/exclusions/{exclusion_id}")
+    async def get_exclusion(exclusion_id: str) -> Response:
+        return json_response(200, account.get_exclusion(exclusion_id).to_json())
+
+    @router.delete("/lists/exclusions/{exclusion_id}")
+    async def delete_exclusion(exclusion_id: str) -> Response:
+        account.delete_exclusion(exclusion_id)
+        return json_response(200, {})
+
     @router.get("/lists/{list_id}")
     async def get_list(list_id: str) -> Response:
         return json_response(200, {"list": account.get_list(list_id).to_json()})
+
+    @router.delete("/lists/{list_id}")
+    async def delete_list(list_id: str) -> Response:
+        account.delete_list(list_id)
+        return json_response(200, {})
 
     # ---- user groups ----
     @router.get("/groups")
@@ -396,19 +437,27 @@ def _api_router(account: Account) -> APIRouter:
             page_input["id_greater"] = id_greater_opt
         if "orders[id]" in qp:
             page_input["orders"] = {"id": direction}
-        return json_response(
-            200,
-            {
-                "scoreValues": [],
-                "contacts": [c.to_json() for c in page],
-                "meta": {"total": str(total), "page_input": page_input},
-            },
-        )
+        answer: dict[str, Any] = {"scoreValues": [], "contacts": [c.to_json() for c in page]}
+        includes = {x.strip() for x in (qp.get("include") or "").split(",") if x.strip()}
+        if "contactLists" in includes:
+            # Side-loaded like ActiveCampaign: every membership of the page's contacts at the top
+            # level, and each contact names its membership ids.
+            memberships = {c.id: list(c.memberships.values()) for c in page}
+            for item in answer["contacts"]:
+                item["contactLists"] = [m.id for m in memberships[item["id"]]]
+            answer["contactLists"] = [m.to_json() for ms in memberships.values() for m in ms]
+        answer["meta"] = {"total": str(total), "page_input": page_input}
+        return json_response(200, answer)
 
     @router.get("/contacts/{contact_id}")
     async def get_contact(contact_id: str) -> Response:
         contact = account.get_contact(contact_id)
         return json_response(200, _contact_detail(contact))
+
+    @router.delete("/contacts/{contact_id}")
+    async def delete_contact(contact_id: str) -> Response:
+        account.delete_contact_by_id(contact_id)
+        return json_response(200, {})
 
     @router.get("/contacts/{contact_id}/contactLists")
     async def get_contact_lists(contact_id: str) -> Response:
@@ -529,6 +578,31 @@ def _api_router(account: Account) -> APIRouter:
         return json_response(200, account.import_status(batch_id))
 
     return router
+
+
+# Account methods the admin API runs as ``POST /_emulator/<name>``, with the arguments they take.
+ADMIN_EVENTS: dict[str, tuple[str, ...]] = {
+    "signup_by_form": ("email", "list_id", "confirmed", "form_id"),
+    "unsubscribe_by_contact": ("email", "list_id", "reason", "campaign_id", "message_id"),
+    "unsubscribe_by_admin": ("email", "list_id"),
+    "unsubscribe_by_automation": ("email", "list_id", "automation_id"),
+    "bounce": ("email", "list_id"),
+    "add_by_hand": ("email", "list_id"),
+    "delete_list": ("list_id",),
+    "delete_contact": ("email",),
+    "exclude": ("email",),
+    "lift_exclusion": ("email",),
+}
+
+
+def _event_answer(result: object) -> dict[str, Any]:
+    if isinstance(result, Membership):
+        return {"contactList": result.history_json()}
+    if isinstance(result, Exclusion):
+        return {"exclusion": result.to_json()}
+    if isinstance(result, int) and not isinstance(result, bool):
+        return {"ok": True, "count": result}
+    return {"ok": True}
 
 
 def _contact_detail(contact: Contact) -> dict[str, Any]:
@@ -658,6 +732,38 @@ def _admin_router(account: Account) -> APIRouter:
         (email,) = required(await body(request), "email")
         account.exclude(str(email))
         return json_response(200, {"exclusions": sorted(account.exclusions)})
+
+    @router.post("/{event}")
+    async def membership_event(event: str, request: Request) -> Response:
+        """The account events of ``ADMIN_EVENTS``: the JSON body holds the method's arguments."""
+        names = ADMIN_EVENTS.get(event)
+        if names is None:
+            raise ApiError(404, {"error": f"no admin event {event!r}; known: {', '.join(sorted(ADMIN_EVENTS))}"})
+        data = await body(request)
+        if "list" in data and "list_id" in names and "list_id" not in data:
+            data["list_id"] = data.pop("list")  # the older admin routes' spelling
+        unknown = set(data) - set(names)
+        if unknown:
+            raise ApiError(400, {"error": f"unknown argument(s) for {event}: {', '.join(sorted(unknown))}"})
+        try:
+            result = getattr(account, event)(**data)
+        except KeyError as exc:
+            raise ApiError(404, {"error": str(exc.args[0] if exc.args else exc)}) from None
+        except TypeError as exc:
+            raise ApiError(400, {"error": str(exc)}) from None
+        return json_response(200, _event_answer(result))
+
+    @router.get("/membership")
+    async def membership(request: Request) -> Response:
+        """One membership with ``changed_by`` and its history: ?email=...&list_id=..."""
+        qp = request.query_params
+        email, list_id = qp.get("email"), qp.get("list_id") or qp.get("list")
+        if not email or not list_id:
+            raise ApiError(400, {"error": "missing email or list_id"})
+        found = account.membership(email, list_id)
+        if found is None:
+            raise ApiError(404, {"error": f"no membership of {email} on list {list_id}"})
+        return json_response(200, {"contactList": found.history_json()})
 
     @router.post("/imports/process")
     async def process_imports(request: Request) -> Response:

@@ -34,6 +34,9 @@ from airflow_provider_activecampaign.emulator.faults import FaultInjector
 BY_CONTACT = "contact"  # the person unsubscribed themselves (account.unsubscribe_by_contact)
 BY_CONTACT_LISTS = "api:contactLists"  # POST /api/3/contactLists
 BY_SEED = "seed"  # test set-up helpers (account.subscribe)
+BY_FORM = "contact:form"  # the person (re-)subscribed through a subscription form
+BY_ADMIN = "admin"  # a user of the account, by hand in the web app
+BY_BOUNCE = "system:bounce"  # ActiveCampaign marked the address bounced
 
 
 def by_import(batch_id: str) -> str:
@@ -41,8 +44,22 @@ def by_import(batch_id: str) -> str:
     return f"import:{batch_id}"
 
 
+def by_automation(automation_id: object) -> str:
+    """Membership change marker for an automation's "unsubscribe" step."""
+    return f"automation:{automation_id}"
+
+
+UNCONFIRMED = 0
 ACTIVE = 1
 UNSUBSCRIBED = 2
+BOUNCED = 3
+# sourceid values: ActiveCampaign documents only 4 ("set to 4 when re-subscribing"); the others are
+# the emulator's own labels for how a membership came to be.
+SOURCE_UNKNOWN = "0"
+SOURCE_FORM = "1"
+SOURCE_ADMIN = "2"
+SOURCE_API = "3"
+SOURCE_RESUBSCRIBED = "4"
 STATUS_NAMES = {0: "unconfirmed", 1: "active", 2: "unsubscribed", 3: "bounced"}
 
 FIELD_TYPES = frozenset(
@@ -61,6 +78,11 @@ def now_iso() -> str:
     if _iso_cache[0] != second:
         _iso_cache = (second, datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds"))
     return _iso_cache[1]
+
+
+def _db_stamp(epoch: float) -> str:
+    """``created_timestamp`` style ("2019-02-27 19:06:23", account time zone)."""
+    return datetime.fromtimestamp(int(epoch)).strftime("%Y-%m-%d %H:%M:%S") if epoch else ""
 
 
 class ApiError(Exception):
@@ -273,14 +295,39 @@ class MailingList:
 
 @dataclass
 class MembershipChange:
+    """One status change of a membership: the new status, who made it, when, and why."""
+
     status: int
     by: str
     at: str
+    unsubreason: str = ""
+    campaign: str | None = None
+    message: str | None = None
+    unsubscribe_automation: str | None = None
+    sourceid: str = SOURCE_UNKNOWN
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "by": self.by,
+            "at": self.at,
+            "unsubreason": self.unsubreason,
+            "campaign": self.campaign,
+            "message": self.message,
+            "unsubscribeAutomation": self.unsubscribe_automation,
+            "sourceid": self.sourceid,
+        }
 
 
 @dataclass
 class Membership:
-    """A contact's status on one list, with who changed it (``changed_by``) and the full history."""
+    """A contact's status on one list, with who changed it (``changed_by``) and the full history.
+
+    ``sdate`` is when the contact was (last) subscribed, ``udate`` the last status change. The
+    unsubscribe fields (``unsubreason``, ``campaign``, ``message``, ``unsubscribe_automation``)
+    describe the change that made the current status and are cleared when the contact is
+    subscribed again.
+    """
 
     id: str
     contact_id: str
@@ -291,28 +338,58 @@ class Membership:
     sourceid: str
     changed_by: str
     history: list[MembershipChange] = field(default_factory=list)
+    unsubreason: str = ""
+    campaign: str | None = None
+    message: str | None = None
+    automation: str | None = None  # the automation that subscribed them, if one did
+    unsubscribe_automation: str | None = None
+    form: str | None = None
+    created: float = 0.0  # epoch seconds, for created_timestamp
+    updated: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "contact": self.contact_id,
             "list": self.list_id,
-            "form": None,
+            "form": self.form,
             "seriesid": "0",
             "sdate": self.sdate,
             "udate": self.udate,
             "status": str(self.status),
             "responder": "1",
             "sync": "0",
-            "unsubreason": "",
-            "campaign": None,
-            "message": None,
+            "unsubreason": self.unsubreason,
+            "campaign": self.campaign,
+            "message": self.message,
             "first_name": "",
             "last_name": "",
             "ip4Sub": "0",
             "sourceid": self.sourceid,
-            "unsubscribeAutomation": None,
+            "autosyncLog": None,
+            "ip4_last": "0",
+            "ip4Unsub": "0",
+            "unsubscribeAutomation": self.unsubscribe_automation,
+            "automation": self.automation,
+            "created_timestamp": _db_stamp(self.created),
+            "updated_timestamp": _db_stamp(self.updated),
+            "created_by": None,
+            "updated_by": None,
+            "links": {
+                "automation": "",
+                "list": f"/api/3/contactLists/{self.id}/list",
+                "contact": f"/api/3/contactLists/{self.id}/contact",
+                "form": "",
+                "autosyncLog": "",
+                "campaign": "",
+                "unsubscribeAutomation": "",
+                "message": "",
+            },
             "id": self.id,
         }
+
+    def history_json(self) -> dict[str, Any]:
+        """The record plus who made each change (emulator extra, for the admin API)."""
+        return {**self.to_json(), "changed_by": self.changed_by, "history": [h.to_json() for h in self.history]}
 
 
 @dataclass
@@ -474,6 +551,59 @@ class ListGroup:
         return {"listid": self.list_id, "groupid": self.group_id, "id": self.id}
 
 
+MATCH_TYPES = {
+    "exact": "exact",
+    "begin": "begin",
+    "begins": "begin",
+    "begins with": "begin",
+    "begins_with": "begin",
+    "starts_with": "begin",
+    "end": "end",
+    "ends": "end",
+    "ends with": "end",
+    "ends_with": "end",
+}
+EXCLUSION_CHANNELS = frozenset({"all", "allEmail", "allSms", "several"})
+
+
+@dataclass
+class Exclusion:
+    """An exclusion list entry: ``match_type`` is "exact", "begin" or "end" (case-insensitive)."""
+
+    id: str
+    match_phrase: str
+    match_type: str
+    channel: str  # all | allEmail | allSms | several (then only ``lists``)
+    lists: list[str]
+    cdate: str
+
+    def matches(self, email: str) -> bool:
+        value, phrase = normalize_email(email), self.match_phrase.lower()
+        if self.match_type == "begin":
+            return value.startswith(phrase)
+        if self.match_type == "end":
+            return value.endswith(phrase)
+        return value == phrase
+
+    def covers(self, list_ids: set[str]) -> bool:
+        """Whether this entry applies to an email subscription to any of ``list_ids``."""
+        if self.channel == "allSms":
+            return False
+        if self.channel == "several":
+            return bool(list_ids & set(self.lists))
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "matchPhrase": self.match_phrase,
+            "matchType": self.match_type,
+            "channel": self.channel,
+            "hidden": False,
+            "lists": list(self.lists),
+        }
+
+
 @dataclass
 class ImportBatch:
     """One accepted bulk import request and, once processed, its outcome."""
@@ -575,7 +705,9 @@ class Account:
         # pages by bisecting these instead of scanning contacts.
         self._list_members: dict[str, list[int]] = {}
         self._list_by_status: dict[tuple[str, int], list[int]] = {}
-        self._contacts: list[Contact] = []  # index = int(id) - 1 (ids are dense, never deleted)
+        # Contacts by int id, and their ids in ascending order (ids only grow; deleted ones leave holes).
+        self._contacts: dict[int, Contact] = {}
+        self._contact_ids: list[int] = []
         self._by_email: dict[str, Contact] = {}
         self._fields: dict[str, CustomField] = {}
         self._field_rels: dict[str, FieldRel] = {}
@@ -586,7 +718,7 @@ class Account:
         self._list_groups: dict[str, ListGroup] = {}
         self._imports: dict[str, ImportBatch] = {}
         self._pending: deque[ImportBatch] = deque()
-        self._exclusions: set[str] = set()
+        self._exclusions: dict[str, Exclusion] = {}
         self._requests: deque[RequestRecord] = deque(maxlen=self.config.request_log_limit)
         self._api_window = SlidingWindow()
         self._bulk_window = SlidingWindow()
@@ -596,7 +728,8 @@ class Account:
             id="1", username=name, first_name="Emulator", last_name="User", email=f"{name}@example.com"
         )
         self._ids["users"] = 1
-        self.add_group("Admins", "Seeded administrators group")
+        # Every ActiveCampaign account has the user group "Admin".
+        self.add_group("Admin", "Seeded administrators group")
 
     def reset(self) -> None:
         """Forget everything (data, request log, limiter windows, faults) and re-seed."""
@@ -814,10 +947,9 @@ class Account:
 
     def _contact_by_id(self, contact_id: object) -> Contact | None:
         try:
-            index = int(str(contact_id)) - 1
+            return self._contacts.get(int(str(contact_id)))
         except ValueError:
             return None
-        return self._contacts[index] if 0 <= index < len(self._contacts) else None
 
     def get_contact(self, contact_id: object) -> Contact:
         with self.lock:
@@ -851,7 +983,8 @@ class Account:
                 udate=stamp,
                 hash=uuid.uuid4().hex,
             )
-            self._contacts.append(contact)
+            self._contacts[int(contact.id)] = contact
+            self._contact_ids.append(int(contact.id))
             self._by_email[key] = contact
         for name, value in attrs.items():
             if value is not None:
@@ -961,7 +1094,7 @@ class Account:
             self.process_imports()
             if email is None and email_like is None and (list_id is not None or status == -1):
                 if list_id is None:
-                    ids: list[int] | range = range(1, len(self._contacts) + 1)
+                    ids = self._contact_ids
                 elif status == -1:
                     ids = self._list_members.get(list_id, [])
                 else:
@@ -973,7 +1106,7 @@ class Account:
                     chosen = list(reversed(ids[max(start, end - limit) : end])) if end > start else []
                 else:
                     chosen = list(ids[start + offset : start + offset + limit])
-                return [self._contacts[i - 1] for i in chosen], total
+                return [self._contacts[i] for i in chosen], total
             candidates: Iterable[Contact]
             if email is not None:
                 found = self._by_email.get(normalize_email(email))
@@ -982,11 +1115,12 @@ class Account:
                 ids = self._list_members.get(list_id, [])
                 start = bisect.bisect_right(ids, id_greater) if id_greater is not None else 0
                 seq = ids[start:]
-                candidates = (self._contacts[i - 1] for i in (reversed(seq) if descending else seq))
+                candidates = (self._contacts[i] for i in (reversed(seq) if descending else seq))
             else:
-                start = max(0, id_greater) if id_greater is not None else 0
-                seq_c = self._contacts[start:]
-                candidates = reversed(seq_c) if descending else seq_c
+                all_ids = self._contact_ids
+                start = bisect.bisect_right(all_ids, id_greater) if id_greater is not None else 0
+                seq = all_ids[start:]
+                candidates = (self._contacts[i] for i in (reversed(seq) if descending else seq))
 
             def keep(contact: Contact) -> bool:
                 if id_greater is not None and int(contact.id) <= id_greater:
@@ -1013,10 +1147,27 @@ class Account:
     # ---- list memberships -----------------------------------------------------------------------
 
     def _set_status(
-        self, contact: Contact, list_id: str, status: int, by: str, sourceid: str | None = None
+        self,
+        contact: Contact,
+        list_id: str,
+        status: int,
+        by: str,
+        sourceid: str | None = None,
+        *,
+        unsubreason: str = "",
+        campaign: str | None = None,
+        message: str | None = None,
+        unsubscribe_automation: str | None = None,
+        form: str | None = None,
     ) -> Membership:
-        stamp = now_iso()
+        """Change (or create) a membership; a change to the same status is no change at all.
+
+        Every real change stamps ``udate``, records who made it in ``changed_by`` and the history,
+        and replaces the unsubscribe fields with this change's (a subscription clears them).
+        """
+        stamp, wall = now_iso(), time.time()
         m = contact.memberships.get(list_id)
+        cid = int(contact.id)
         if m is None:
             m = Membership(
                 id=self._new_id("contactLists"),
@@ -1025,31 +1176,50 @@ class Account:
                 status=status,
                 sdate=stamp,
                 udate=stamp,
-                sourceid=sourceid or "0",
+                sourceid=sourceid or SOURCE_UNKNOWN,
                 changed_by=by,
+                created=wall,
             )
             contact.memberships[list_id] = m
-            cid = int(contact.id)
             bisect.insort(self._list_members[list_id], cid)
             bisect.insort(self._list_by_status.setdefault((list_id, status), []), cid)
         elif m.status == status:
             return m  # no change, no history entry
         else:
-            cid = int(contact.id)
             old = self._list_by_status[(list_id, m.status)]
             del old[bisect.bisect_left(old, cid)]
             bisect.insort(self._list_by_status.setdefault((list_id, status), []), cid)
             m.status, m.udate, m.changed_by = status, stamp, by
             if sourceid is not None:
                 m.sourceid = sourceid
-            if status == ACTIVE:
+            if status in (ACTIVE, UNCONFIRMED):
                 m.sdate = stamp
-        m.history.append(MembershipChange(status=status, by=by, at=stamp))
+        m.updated = wall
+        if status in (ACTIVE, UNCONFIRMED):
+            m.unsubreason, m.campaign, m.message, m.unsubscribe_automation = "", None, None, None
+            if form is not None:
+                m.form = form
+        else:
+            m.unsubreason, m.campaign, m.message = unsubreason, campaign, message
+            m.unsubscribe_automation = unsubscribe_automation
+        m.history.append(
+            MembershipChange(
+                status=status,
+                by=by,
+                at=stamp,
+                unsubreason=m.unsubreason,
+                campaign=m.campaign,
+                message=m.message,
+                unsubscribe_automation=m.unsubscribe_automation,
+                sourceid=m.sourceid,
+            )
+        )
         return m
 
     def set_list_status(self, data: dict[str, Any]) -> tuple[Membership, Contact]:
         """POST contactLists: status 1 subscribes, even someone who unsubscribed themselves (as
-        ActiveCampaign documents); status 2 unsubscribes."""
+        ActiveCampaign documents); status 2 unsubscribes. A re-subscription (from 2 or 3 to 1) is
+        recorded with sourceid 4 unless the caller sent another."""
         with self.lock:
             self.process_imports()
             missing = [k for k in ("list", "contact", "status") if _text(data.get(k)) == ""]
@@ -1067,28 +1237,138 @@ class Account:
             list_id = str(data["list"])
             if list_id not in self._lists:
                 raise not_found("_List", list_id)
-            sourceid = _opt_text(data.get("sourceid"))
+            sourceid = _opt_text(data.get("sourceid")) or None
+            current = contact.memberships.get(list_id)
+            if sourceid is None:
+                resubscribe = status == ACTIVE and current is not None and current.status in (UNSUBSCRIBED, BOUNCED)
+                sourceid = SOURCE_RESUBSCRIBED if resubscribe else (SOURCE_API if current is None else None)
             return self._set_status(contact, list_id, status, BY_CONTACT_LISTS, sourceid), contact
+
+    # ---- membership events (what people, users and automations do outside the API) ------------
+
+    def _event_contact(self, email: str, list_id: object, *, create: bool = False) -> tuple[Contact, str]:
+        self.process_imports()
+        lid = self.get_list(list_id).id
+        if create:
+            return self._upsert(email)[0], lid
+        contact = self._by_email.get(normalize_email(email))
+        if contact is None:
+            raise KeyError(f"no contact with email {email!r}")
+        return contact, lid
 
     def subscribe(self, email: str, list_id: object) -> Membership:
         """Test helper: make ``email`` (created if needed) an active member of ``list_id``."""
         with self.lock:
-            self.get_list(list_id)
-            contact, _ = self._upsert(email)
-            return self._set_status(contact, str(list_id), ACTIVE, BY_SEED)
+            contact, lid = self._event_contact(email, list_id, create=True)
+            return self._set_status(contact, lid, ACTIVE, BY_SEED)
 
-    def unsubscribe_by_contact(self, email: str, list_id: object) -> Membership:
-        """Simulate the person clicking "unsubscribe": status 2, marked as changed by the contact.
+    def signup_by_form(
+        self, email: str, list_id: object, *, confirmed: bool = True, form_id: str = "1"
+    ) -> Membership:
+        """The person subscribes (or re-subscribes) themselves through a form: status 1 (0 while a
+        double opt-in is not ``confirmed``). Creates the contact if needed."""
+        with self.lock:
+            contact, lid = self._event_contact(email, list_id, create=True)
+            status = ACTIVE if confirmed else UNCONFIRMED
+            return self._set_status(contact, lid, status, BY_FORM, SOURCE_FORM, form=str(form_id))
 
-        Bulk imports will then refuse to re-subscribe them to that list.
-        """
+    def unsubscribe_by_contact(
+        self,
+        email: str,
+        list_id: object,
+        reason: str = "",
+        *,
+        campaign_id: object = None,
+        message_id: object = None,
+    ) -> Membership:
+        """The person unsubscribes themselves (the link in an email, or the preferences page):
+        status 2 with their ``reason`` (may be empty) and, from an email's link, its campaign and
+        message. Bulk imports then refuse to re-subscribe them to that list."""
+        with self.lock:
+            contact, lid = self._event_contact(email, list_id)
+            return self._set_status(
+                contact,
+                lid,
+                UNSUBSCRIBED,
+                BY_CONTACT,
+                unsubreason=reason,
+                campaign=None if campaign_id is None else str(campaign_id),
+                message=None if message_id is None else str(message_id),
+            )
+
+    def unsubscribe_by_admin(self, email: str, list_id: object) -> Membership:
+        """A user of the account unsubscribes the contact by hand in the web app."""
+        with self.lock:
+            contact, lid = self._event_contact(email, list_id)
+            return self._set_status(contact, lid, UNSUBSCRIBED, BY_ADMIN)
+
+    def unsubscribe_by_automation(self, email: str, list_id: object, automation_id: object) -> Membership:
+        """An automation's "unsubscribe" step: status 2 with ``unsubscribeAutomation`` set."""
+        with self.lock:
+            contact, lid = self._event_contact(email, list_id)
+            return self._set_status(
+                contact, lid, UNSUBSCRIBED, by_automation(automation_id), unsubscribe_automation=str(automation_id)
+            )
+
+    def bounce(self, email: str, list_id: object) -> Membership:
+        """The address bounced: status 3 on ``list_id``."""
+        with self.lock:
+            contact, lid = self._event_contact(email, list_id)
+            return self._set_status(contact, lid, BOUNCED, BY_BOUNCE)
+
+    def add_by_hand(self, email: str, list_id: object) -> Membership:
+        """A user adds the contact (created if needed) to the list by hand: status 1, by "admin"."""
+        with self.lock:
+            contact, lid = self._event_contact(email, list_id, create=True)
+            return self._set_status(contact, lid, ACTIVE, BY_ADMIN, SOURCE_ADMIN)
+
+    def delete_list(self, list_id: object) -> None:
+        """DELETE lists/{id} (and the same by hand): the list, its memberships, its user-group and
+        field ties go. Contacts stay. A missing list is ActiveCampaign's 403 "No Result found"."""
         with self.lock:
             self.process_imports()
-            self.get_list(list_id)
+            lid = str(list_id)
+            if lid not in self._lists:
+                raise ApiError(403, {"message": f"No Result found for _List with id {lid}"})
+            for cid in self._list_members.pop(lid):
+                self._contacts[cid].memberships.pop(lid, None)
+            for key in [k for k in self._list_by_status if k[0] == lid]:
+                del self._list_by_status[key]
+            self._list_groups = {k: v for k, v in self._list_groups.items() if v.list_id != lid}
+            self._field_rels = {k: v for k, v in self._field_rels.items() if v.relid != lid}
+            for exclusion in self._exclusions.values():
+                if lid in exclusion.lists:
+                    exclusion.lists.remove(lid)
+            del self._lists[lid]
+
+    def delete_contact(self, email: str) -> None:
+        """Delete the contact with this email (and its memberships, field values and tags)."""
+        with self.lock:
+            self.process_imports()
             contact = self._by_email.get(normalize_email(email))
             if contact is None:
                 raise KeyError(f"no contact with email {email!r}")
-            return self._set_status(contact, str(list_id), UNSUBSCRIBED, BY_CONTACT)
+            self._delete_contact(contact)
+
+    def delete_contact_by_id(self, contact_id: object) -> None:
+        """DELETE contacts/{id}: 404 "No result found for contact with id N" when missing."""
+        with self.lock:
+            self.process_imports()
+            contact = self._contact_by_id(contact_id)
+            if contact is None:
+                raise ApiError(404, {"message": f"No result found for contact with id {contact_id}"})
+            self._delete_contact(contact)
+
+    def _delete_contact(self, contact: Contact) -> None:
+        cid = int(contact.id)
+        for lid, m in contact.memberships.items():
+            for ids in (self._list_members[lid], self._list_by_status[(lid, m.status)]):
+                del ids[bisect.bisect_left(ids, cid)]
+        for tag_id in contact.tag_ids:
+            self._contact_tags.pop((contact.id, tag_id), None)
+        del self._contacts[cid]
+        del self._contact_ids[bisect.bisect_left(self._contact_ids, cid)]
+        del self._by_email[contact.email]
 
     def membership(self, email: str, list_id: object) -> Membership | None:
         with self.lock:
@@ -1109,7 +1389,7 @@ class Account:
                 ids = self._list_members.get(lid, [])
             else:
                 ids = self._list_by_status.get((lid, status), [])
-            return {self._contacts[cid - 1].email for cid in ids}
+            return {self._contacts[cid].email for cid in ids}
 
     # ---- custom fields --------------------------------------------------------------------------
 
@@ -1282,17 +1562,98 @@ class Account:
             contact = self.contact(email)
             return {self._tags[t].tag for t in contact.tag_ids} if contact else set()
 
-    # ---- bulk import ----------------------------------------------------------------------------
+    # ---- exclusion list -------------------------------------------------------------------------
 
-    def exclude(self, email: str) -> None:
-        """Put ``email`` on the account's exclusion list: imports then report it as a failure."""
+    def add_exclusion(
+        self, match_phrase: str, match_type: str = "exact", channel: str = "all", lists: Iterable[object] = ()
+    ) -> Exclusion:
+        """POST lists/exclusions: emails matching ``match_phrase`` (exact, begin, end) are never
+        subscribed to the lists the exclusion covers (every list unless ``channel`` is "several")."""
         with self.lock:
-            self._exclusions.add(normalize_email(email))
+            phrase = _text(match_phrase).strip()
+            if not phrase:
+                raise unprocessable(field_missing("matchPhrase"))
+            kind = MATCH_TYPES.get(_text(match_type).strip().lower())
+            if kind is None:
+                raise unprocessable(
+                    _invalid("matchType", f"Invalid matchType: {match_type!r}. Allowed: exact, begin, end")
+                )
+            chan = _text(channel) or "all"
+            if chan not in EXCLUSION_CHANNELS:
+                raise unprocessable(_invalid("channel", f"Invalid channel: {chan!r}"))
+            list_ids = [str(x) for x in lists]
+            if list_ids and chan != "several":
+                raise unprocessable(_invalid("lists", f'List IDs must be empty for channel "{chan}"'))
+            missing = [x for x in list_ids if x not in self._lists]
+            if missing:
+                raise not_found("_List", missing[0])
+            exclusion = Exclusion(
+                id=self._new_id("exclusions"),
+                match_phrase=phrase,
+                match_type=kind,
+                channel=chan,
+                lists=list_ids,
+                cdate=now_iso(),
+            )
+            self._exclusions[exclusion.id] = exclusion
+            return exclusion
+
+    def get_exclusion(self, exclusion_id: object) -> Exclusion:
+        with self.lock:
+            found = self._exclusions.get(str(exclusion_id))
+            if found is None:
+                raise ApiError(404, {"message": f"Exclusion not found [id={exclusion_id}]"})
+            return found
+
+    def delete_exclusion(self, exclusion_id: object) -> None:
+        """DELETE lists/exclusions/{id}."""
+        with self.lock:
+            self.get_exclusion(exclusion_id)
+            del self._exclusions[str(exclusion_id)]
+
+    def exclude(self, email: str) -> Exclusion:
+        """Put ``email`` on the account's exclusion list (an exact entry for every list)."""
+        with self.lock:
+            key = normalize_email(email)
+            for exclusion in self._exclusions.values():
+                if exclusion.match_type == "exact" and exclusion.match_phrase.lower() == key:
+                    return exclusion
+            return self.add_exclusion(key, "exact")
+
+    def lift_exclusion(self, email: str) -> int:
+        """Remove every exact exclusion entry for ``email``; returns how many went."""
+        with self.lock:
+            key = normalize_email(email)
+            gone = [
+                x.id
+                for x in self._exclusions.values()
+                if x.match_type == "exact" and x.match_phrase.lower() == key
+            ]
+            for ident in gone:
+                del self._exclusions[ident]
+            return len(gone)
 
     @property
     def exclusions(self) -> set[str]:
+        """The exact emails on the exclusion list (patterns: ``exclusion_entries``)."""
         with self.lock:
-            return set(self._exclusions)
+            return {x.match_phrase.lower() for x in self._exclusions.values() if x.match_type == "exact"}
+
+    @property
+    def exclusion_entries(self) -> list[Exclusion]:
+        with self.lock:
+            return list(self._exclusions.values())
+
+    def excluded_by(self, email: str, list_ids: Iterable[str] = ()) -> Exclusion | None:
+        """The first exclusion that keeps ``email`` off any of ``list_ids`` (or off every list)."""
+        with self.lock:
+            wanted = set(list_ids)
+            for exclusion in self._exclusions.values():
+                if exclusion.matches(email) and exclusion.covers(wanted):
+                    return exclusion
+            return None
+
+    # ---- bulk import ----------------------------------------------------------------------------
 
     def queue_import(self, payload: Any, size: int) -> ImportBatch:
         """POST import/bulk_import: check limits and every email, then queue the batch.
@@ -1419,10 +1780,11 @@ class Account:
     def _apply_import_contact(self, batch: ImportBatch, item: dict[str, Any]) -> str | None:
         """Apply one imported contact; returns why it failed (then nothing at all is changed)."""
         key = normalize_email(str(item["email"]))
-        if key in self._exclusions:
-            return "email is on the exclusion list"
         subscribe = _list_ids(item.get("subscribe"))
         unsubscribe = _list_ids(item.get("unsubscribe"))
+        exclusion = self.excluded_by(key, subscribe)
+        if exclusion is not None:
+            return f"email is on the exclusion list ({exclusion.match_type} {exclusion.match_phrase!r})"
         for lid in subscribe + unsubscribe:
             if lid not in self._lists:
                 return f"list {lid} does not exist"
@@ -1432,6 +1794,8 @@ class Account:
                 m = existing.memberships.get(lid)
                 if m is not None and m.status == UNSUBSCRIBED:
                     return f"contact unsubscribed from list {lid}; imports do not re-subscribe"
+                if m is not None and m.status == BOUNCED:
+                    return f"contact bounced on list {lid}"
         contact, created = self._upsert(
             str(item["email"]),
             first_name=_opt_text(item.get("first_name")),
@@ -1539,7 +1903,7 @@ class Account:
                 "fields": [f.to_json() for f in self._fields.values()],
                 "fieldRels": [r.to_json() for r in self._field_rels.values()],
                 "tags": [t.to_json() for t in self._tags.values()],
-                "exclusions": sorted(self._exclusions),
+                "exclusions": [x.to_json() for x in self._exclusions.values()],
                 "imports": [b.to_json() for b in self._imports.values()],
                 "contact_count": len(self._contacts),
                 "faults": [f.to_json() for f in self.faults.pending()],
@@ -1565,7 +1929,7 @@ class Account:
                             for lid, m in c.memberships.items()
                         },
                     }
-                    for c in self._contacts
+                    for c in self._contacts.values()
                 ]
             if include_requests:
                 data["requests"]["log"] = [r.to_json() for r in self._requests]
@@ -1575,7 +1939,7 @@ class Account:
         """All contacts in id order (a snapshot)."""
         with self.lock:
             self.process_imports()
-            return iter(list(self._contacts))
+            return iter(list(self._contacts.values()))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ import pytest
 
 from airflow_provider_activecampaign.emulator import EmulatorServer
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
+from airflow_provider_activecampaign.links import list_web_url
 from airflow_provider_activecampaign.operators.activecampaign import (
     ActiveCampaignAudienceSendOperator,
     ActiveCampaignListSyncOperator,
     ActiveCampaignTestConnectionOperator,
-    list_web_url,
 )
 from tests.integration.conftest import PRODUCTION_KEY, connection_json
 

@@ -1,0 +1,245 @@
+"""Sending an audience: the base every audience operator shares (source, list, state, lineage) and
+ActiveCampaignAudienceSendOperator, the orchestration's send."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseHook, BaseOperator, ObjectStoragePath
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_activecampaign.audience.state import StateLockedError, StateStore
+from airflow_provider_activecampaign.audience.sync import AudienceSync, AudienceSyncError, SyncOptions
+from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
+from airflow_provider_activecampaign.links import LIST_URL_XCOM_KEY, ActiveCampaignListLink, list_web_url
+from airflow_provider_activecampaign.operators.connection import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["ActiveCampaignAudienceSendOperator", "BaseAudienceOperator"]
+
+
+class BaseAudienceOperator(BaseOperator):
+    """What the audience send and the list sync share: the source, the list and the state."""
+
+    template_fields: Sequence[str] = (
+        "activecampaign_conn_id", "list_name", "group_name", "sql", "parameters", "records",
+        "source_conn_id", "state_uri", "sample_size",
+    )
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql", "records": "json"}
+    operator_extra_links = (ActiveCampaignListLink(),)
+    ui_color = "#356ae6"
+
+    def __init__(
+        self,
+        *,
+        list_name: str,
+        activecampaign_conn_id: str = DEFAULT_CONN_ID,
+        group_name: str | None = None,
+        sql: str | None = None,
+        source_conn_id: str | None = None,
+        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        records: Iterable[Mapping[str, Any]] | None = None,
+        email_column: str = "email",
+        fetch_size: int = 5000,
+        sample_size: int | str | None = None,
+        state_uri: str | None = None,
+        state_conn_id: str | None = None,
+        create_custom_fields: bool = True,
+        max_invalid_ratio: float = 0.05,
+        max_removal_ratio: float = 0.2,
+        action_on_empty: str = "fail",
+        exclude_automations: bool = True,
+        sender_url: str = SyncOptions.sender_url,
+        sender_reminder: str = SyncOptions.sender_reminder,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if sql is not None and records is not None:
+            raise ValueError("Give either sql (with source_conn_id) or records, not both.")
+        if sql is not None and not source_conn_id:
+            raise ValueError("sql needs source_conn_id: the Airflow connection of the database to query.")
+        self.activecampaign_conn_id = activecampaign_conn_id
+        self.list_name = list_name
+        self.group_name = group_name
+        self.sql = sql
+        self.source_conn_id = source_conn_id
+        self.parameters = parameters
+        self.records = records
+        self.email_column = email_column
+        self.fetch_size = fetch_size
+        self.sample_size = sample_size
+        self.state_uri = state_uri
+        self.state_conn_id = state_conn_id
+        self.create_custom_fields = create_custom_fields
+        self.max_invalid_ratio = max_invalid_ratio
+        self.max_removal_ratio = max_removal_ratio
+        self.action_on_empty = action_on_empty
+        self.exclude_automations = exclude_automations
+        self.sender_url = sender_url
+        self.sender_reminder = sender_reminder
+        self._list_id: str | None = None
+        self._account_url: str | None = None
+
+    # -- source -------------------------------------------------------------
+    def has_source(self) -> bool:
+        return self.sql is not None or self.records is not None
+
+    def read_source(self) -> tuple[list[str], Iterator[Any]]:
+        """Column names and a row iterator; SQL is read with a cursor in chunks, never all at once."""
+        if self.records is not None:
+            records = [dict(r) for r in self.records]
+            columns = list(dict.fromkeys(k for r in records for k in r))
+            rows: Iterator[Any] = iter(records)
+        elif self.sql is not None:
+            columns, rows = self._read_sql()
+        else:
+            raise ValueError("No audience source: give sql + source_conn_id, or records.")
+        if self.sample_size not in (None, ""):
+            rows = itertools.islice(rows, int(self.sample_size))  # templated: may arrive as a string
+        return columns, rows
+
+    def _read_sql(self) -> tuple[list[str], Iterator[Any]]:
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+        db_hook = BaseHook.get_connection(self.source_conn_id).get_hook()
+        if not isinstance(db_hook, DbApiHook):
+            raise AirflowFailException(
+                f"Connection {self.source_conn_id!r} is not a SQL database connection "
+                f"(its hook is {type(db_hook).__name__}, not a common.sql DbApiHook)."
+            )
+        conn = db_hook.get_conn()
+        cursor = conn.cursor()
+        if self.parameters is not None:
+            cursor.execute(self.sql, self.parameters)
+        else:
+            cursor.execute(self.sql)
+        columns = [d[0] for d in cursor.description]
+
+        def chunks() -> Iterator[Any]:
+            try:
+                while batch := cursor.fetchmany(self.fetch_size):
+                    yield from batch
+            finally:
+                cursor.close()
+                conn.close()
+
+        return columns, chunks()
+
+    # -- shared plumbing ----------------------------------------------------
+    def state_store(self, hook: ActiveCampaignHook) -> StateStore:
+        uri = self.state_uri or _default_state_uri()
+        root = ObjectStoragePath(uri, conn_id=self.state_conn_id) if self.state_conn_id else ObjectStoragePath(uri)
+        account = urlsplit(hook.api_url).netloc
+        return StateStore(root, account_key=account, list_key=self.list_name)
+
+    def sync_options(self, **overrides: Any) -> SyncOptions:
+        options = SyncOptions(
+            list_name=self.list_name, group_name=self.group_name, email_column=self.email_column,
+            create_custom_fields=self.create_custom_fields, max_invalid_ratio=self.max_invalid_ratio,
+            max_removal_ratio=self.max_removal_ratio, action_on_empty=self.action_on_empty,  # type: ignore[arg-type]
+            exclude_automations=self.exclude_automations, sender_url=self.sender_url,
+            sender_reminder=self.sender_reminder,
+        )
+        for key, value in overrides.items():
+            setattr(options, key, value)
+        return options
+
+    def publish_list(self, context: Context, hook: ActiveCampaignHook, list_id: str | None) -> None:
+        self._list_id, self._account_url = list_id, hook.api_url
+        if list_id:
+            context["ti"].xcom_push(key=LIST_URL_XCOM_KEY, value=list_web_url(hook, list_id))
+
+    @staticmethod
+    def run_key(context: Context) -> str:
+        """Stable across Airflow retries of the same run, so a retry resumes (and may take the lock)."""
+        ti = context["ti"]
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{ti.dag_id}.{ti.task_id}.{ti.run_id}")
+
+    def log_summary(self, summary: dict[str, Any]) -> None:
+        keys = ("list_id", "rows_read", "invalid", "duplicates", "to_add", "to_update", "unchanged",
+                "to_unsubscribe", "added", "updated", "unsubscribed", "rejected", "skipped_unsubscribed",
+                "api_requests", "seconds")
+        self.log.info("Summary: %s", ", ".join(f"{k}={summary.get(k)}" for k in keys))
+        if summary.get("rejects_report"):
+            self.log.info("Rejects report (email, reason): %s", summary["rejects_report"])
+
+    # -- OpenLineage ----------------------------------------------------------
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the source query's database; output: the ActiveCampaign list as a dataset."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset, SQLJobFacet
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        inputs = []
+        job_facets: dict[str, Any] = {}
+        if self.sql is not None and self.source_conn_id:
+            conn = BaseHook.get_connection(self.source_conn_id)
+            namespace = f"{conn.conn_type}://{conn.host or ''}{':' + str(conn.port) if conn.port else ''}"
+            for table in _tables_in(self.sql) or ["query"]:
+                inputs.append(Dataset(namespace=namespace, name=table))
+            job_facets["sql"] = SQLJobFacet(query=self.sql)
+        outputs = []
+        if self._account_url:
+            host = urlsplit(self._account_url).netloc
+            outputs.append(Dataset(namespace=f"activecampaign://{host}",
+                                   name=f"lists/{self._list_id or self.list_name}"))
+        return OperatorLineage(inputs=inputs, outputs=outputs, job_facets=job_facets)
+
+
+class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
+    """Send a query's audience to an ActiveCampaign list: the orchestration's send.
+
+    ``mode="mirror"`` makes the list match the audience (people who left are unsubscribed, never
+    deleted); ``mode="upsert"`` only adds and updates. Only new, changed and departed contacts are sent,
+    thanks to the run state at ``state_uri``; ``full_refresh=True`` ignores it. ``dry_run=True`` returns
+    the plan and writes nothing. Returns a summary (counts, requests, seconds) as XCom.
+    """
+
+    def __init__(self, *, mode: str = "mirror", dry_run: bool = False, full_refresh: bool = False,
+                 import_timeout: float = 1800.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("mirror", "upsert"):
+            raise ValueError(f"mode must be 'mirror' or 'upsert', not {mode!r}")
+        self.mode = mode
+        self.dry_run = dry_run
+        self.full_refresh = full_refresh
+        self.import_timeout = import_timeout
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = ActiveCampaignHook(activecampaign_conn_id=self.activecampaign_conn_id)
+        options = self.sync_options(mode=self.mode, dry_run=self.dry_run, full_refresh=self.full_refresh,
+                                    import_timeout=self.import_timeout)
+        engine = AudienceSync(hook, options, store=self.state_store(hook), run_id=self.run_key(context),
+                              log=self.log)
+        columns, rows = self.read_source()
+        try:
+            summary = engine.run(columns, rows).as_dict()
+        except (AudienceSyncError, StateLockedError) as error:
+            # Deterministic refusals (guards, bad group, locked list): retrying cannot help.
+            self.publish_list(context, hook, engine.list_id)
+            raise AirflowFailException(str(error)) from error
+        self.publish_list(context, hook, summary["list_id"])
+        self.log_summary(summary)
+        return summary
+
+
+
+def _default_state_uri() -> str:
+    # The same rule Airflow uses to find its home: $AIRFLOW_HOME, else ~/airflow.
+    home = os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
+    return f"file://{home.rstrip('/')}/activecampaign_state"
+
+
+_TABLE_RE = re.compile(r"\b(?:from|join)\s+([A-Za-z_][\w.]*)", re.IGNORECASE)
+
+
+def _tables_in(sql: str) -> list[str]:
+    """Table names after FROM/JOIN: enough for lineage without a SQL parser dependency."""
+    return list(dict.fromkeys(_TABLE_RE.findall(sql)))
