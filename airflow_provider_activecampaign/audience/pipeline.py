@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_activecampaign.audience.batching import split_import_batches
 from airflow_provider_activecampaign.audience.journal import Journal
 from airflow_provider_activecampaign.audience.plan import AudienceSyncRetryableError
 from airflow_provider_activecampaign.audience.state import MemberState
 from airflow_provider_activecampaign.exceptions import ActiveCampaignBulkImportRejectedError
+from airflow_provider_activecampaign.importer import split_import_batches
 
 __all__ = ["Batch", "ImportPipeline", "Journal", "repair_budget"]
 

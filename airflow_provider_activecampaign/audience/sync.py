@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, Literal
 
-from airflow_provider_activecampaign.audience.batching import MAX_IMPORT_BYTES, encode_body
 from airflow_provider_activecampaign.audience.client import ActiveCampaignClient
 from airflow_provider_activecampaign.audience.consent import resubscribe_verdict
 from airflow_provider_activecampaign.audience.membership import ceil_now, check_removals, drift_reason, read_back
@@ -54,6 +53,7 @@ from airflow_provider_activecampaign.audience.state import (
     StateStore,
     gc_paused,
 )
+from airflow_provider_activecampaign.importer import MAX_IMPORT_BYTES, fits_one_import
 
 __all__ = [
     "ActiveCampaignClient",
@@ -227,6 +227,8 @@ class AudienceSync:
         self.log.info("Reading list %s back from ActiveCampaign: %s.", self.list_id, reason)
         rebuilt: dict[str, MemberState] = {}
         read_back(self.client, self.list_id, self._state, rebuilt)
+        if opts.full_refresh:  # resend every member's data; consent and refusal records stay
+            rebuilt = {e: m._replace(fingerprint="") if m[1] is S else m for e, m in rebuilt.items()}
         self._state = rebuilt
         self._read_back = True
         self._reconciled_at = _now_iso()
@@ -351,7 +353,7 @@ class AudienceSync:
         # Placeholder ids as long as any real one, so the measure holds once fields are created.
         ids = {tag: 999_999_999 for tag, _v in contact.fields}
         payload = to_import_contact(contact, field_ids=ids, subscribe_list_id=999_999_999)
-        return len(encode_body({"contacts": [payload]})) <= MAX_IMPORT_BYTES
+        return fits_one_import(payload)
 
     def _plan_removals(self) -> None:
         if self.options.mode != "mirror":

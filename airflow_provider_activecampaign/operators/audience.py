@@ -7,14 +7,20 @@ import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook, BaseOperator, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_activecampaign.audience.state import StateLockedError, StateStore
-from airflow_provider_activecampaign.audience.sync import AudienceSync, AudienceSyncError, SyncOptions
+from airflow_provider_activecampaign.audience.sync import (
+    AudienceSync,
+    AudienceSyncError,
+    AudienceSyncRetryableError,
+    SyncOptions,
+)
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
 from airflow_provider_activecampaign.links import LIST_URL_XCOM_KEY, ActiveCampaignListLink, list_web_url
 from airflow_provider_activecampaign.operators.connection import DEFAULT_CONN_ID
@@ -22,7 +28,12 @@ from airflow_provider_activecampaign.operators.connection import DEFAULT_CONN_ID
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["ActiveCampaignAudienceSendOperator", "BaseAudienceOperator"]
+__all__ = ["STATE_GENERATION_XCOM_KEY", "ActiveCampaignAudienceSendOperator", "BaseAudienceOperator"]
+
+# The committed state generation, pushed by the send task and read back (include_prior_dates) by its
+# next run on any worker: Airflow's metadata database is what every worker shares. (Airflow 3.3's
+# task_state_store is scoped to one task instance, so it cannot carry a value from run to run.)
+STATE_GENERATION_XCOM_KEY = "activecampaign_state_generation"
 
 
 class BaseAudienceOperator(BaseOperator):
@@ -164,8 +175,9 @@ class BaseAudienceOperator(BaseOperator):
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{ti.dag_id}.{ti.task_id}.{ti.run_id}")
 
     def log_summary(self, summary: dict[str, Any]) -> None:
-        keys = ("list_id", "rows_read", "invalid", "duplicates", "to_add", "to_update", "unchanged",
-                "to_unsubscribe", "added", "updated", "unsubscribed", "rejected", "skipped_unsubscribed",
+        keys = ("list_id", "membership_source", "membership_reason", "rows_read", "invalid", "duplicates",
+                "to_add", "to_update", "unchanged", "to_unsubscribe", "added", "updated", "resubscribed",
+                "unsubscribed", "rejected", "refused", "skipped_unsubscribed", "removals_dropped",
                 "api_requests", "seconds")
         self.log.info("Summary: %s", ", ".join(f"{k}={summary.get(k)}" for k in keys))
         if summary.get("rejects_report"):
@@ -200,35 +212,68 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
     deleted); ``mode="upsert"`` only adds and updates. Only new, changed and departed contacts are sent,
     thanks to the run state at ``state_uri``; ``full_refresh=True`` ignores it. ``dry_run=True`` returns
     the plan and writes nothing. Returns a summary (counts, requests, seconds) as XCom.
+
+    The state is a verified cache: each run checks the list's id and member counts against it, and reads
+    the list back on drift, on a stale copy (another worker committed since: the committed generation is
+    this task's XCom ``activecampaign_state_generation``) and every ``reconcile_every``.
+
+    :param reconcile_every: read the whole list back at least this often, even without drift
+        (a ``timedelta``, default 7 days).
     """
 
     def __init__(self, *, mode: str = "mirror", dry_run: bool = False, full_refresh: bool = False,
-                 import_timeout: float = 1800.0, **kwargs: Any) -> None:
+                 import_timeout: float = 1800.0, reconcile_every: timedelta = timedelta(days=7),
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if mode not in ("mirror", "upsert"):
             raise ValueError(f"mode must be 'mirror' or 'upsert', not {mode!r}")
+        if not isinstance(reconcile_every, timedelta) or reconcile_every < timedelta(0):
+            raise ValueError(f"reconcile_every must be a non-negative timedelta, not {reconcile_every!r}")
         self.mode = mode
         self.dry_run = dry_run
         self.full_refresh = full_refresh
         self.import_timeout = import_timeout
+        self.reconcile_every = reconcile_every
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = ActiveCampaignHook(activecampaign_conn_id=self.activecampaign_conn_id)
         options = self.sync_options(mode=self.mode, dry_run=self.dry_run, full_refresh=self.full_refresh,
-                                    import_timeout=self.import_timeout)
+                                    import_timeout=self.import_timeout, reconcile_every=self.reconcile_every,
+                                    published_generation=self.published_generation(context))
         engine = AudienceSync(hook, options, store=self.state_store(hook), run_id=self.run_key(context),
                               log=self.log)
         columns, rows = self.read_source()
         try:
             summary = engine.run(columns, rows).as_dict()
-        except (AudienceSyncError, StateLockedError) as error:
-            # Deterministic refusals (guards, bad group, locked list): retrying cannot help.
+        except AudienceSyncError as error:
+            # Deterministic refusals (guards, bad group): retrying cannot help.
             self.publish_list(context, hook, engine.list_id)
             raise AirflowFailException(str(error)) from error
+        except StateLockedError as error:
+            # A live run holds the list; its lease lapses within minutes if it died: a retry may pass.
+            self.publish_list(context, hook, engine.list_id)
+            raise AirflowException(str(error)) from error
+        except AudienceSyncRetryableError:
+            self.publish_list(context, hook, engine.list_id)
+            raise  # an import still processing: the retry resumes from the journal
         self.publish_list(context, hook, summary["list_id"])
+        if summary.get("state_generation") and not self.dry_run:
+            context["ti"].xcom_push(key=STATE_GENERATION_XCOM_KEY, value=summary["state_generation"])
         self.log_summary(summary)
         return summary
 
+    @staticmethod
+    def published_generation(context: Context) -> str | None:
+        """The state generation the last committed run of this task published (any worker, any run)."""
+        ti = context["ti"]
+        try:
+            value = ti.xcom_pull(task_ids=ti.task_id, key=STATE_GENERATION_XCOM_KEY, include_prior_dates=True)
+        except Exception as error:  # never fail a send over the check; the count check still runs
+            context["ti"].log.warning("Could not read the published state generation: %s", error)
+            return None
+        if isinstance(value, list):
+            value = value[-1] if value else None
+        return str(value) if value else None
 
 
 def _default_state_uri() -> str:
