@@ -54,7 +54,7 @@ with DAG(
     send_audience = ActiveCampaignAudienceSendOperator(
         task_id="send_audience",
         activecampaign_conn_id="{{ params.activecampaign_conn_id }}",
-        source_conn_id="{{ params.warehouse_conn_id }}",
+        sql_conn_id="{{ params.warehouse_conn_id }}",
         sql="sql/audience.sql",
         list_name="{{ params.list_name }}",
         group_name="{{ params.group_name }}",

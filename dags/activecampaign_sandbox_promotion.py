@@ -31,7 +31,7 @@ AUDIENCE_SQL = "sql/audience.sql"
 SANDBOX = "{{ params.sandbox_conn_id }}"
 PRODUCTION = "{{ params.production_conn_id }}"
 COMMON = {
-    "source_conn_id": "{{ params.warehouse_conn_id }}",
+    "sql_conn_id": "{{ params.warehouse_conn_id }}",
     "list_name": "{{ params.list_name }}",
     "group_name": "{{ params.group_name }}",
     "state_uri": "{{ params.state_uri or '' }}",

@@ -1,14 +1,16 @@
-"""Sending an audience: the base every audience operator shares (source, list, state, lineage) and
+"""Sending an audience: what every audience task shares (source, list, state, guards, lineage) and
 ActiveCampaignAudienceSendOperator, the orchestration's send."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook, BaseOperator, ObjectStoragePath
@@ -19,32 +21,93 @@ from airflow_provider_activecampaign.audience.sync import (
     AudienceSync,
     AudienceSyncError,
     AudienceSyncRetryableError,
+    EmptyAction,
+    Mode,
     SyncOptions,
 )
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
 from airflow_provider_activecampaign.links import LIST_URL_XCOM_KEY, ActiveCampaignListLink, list_web_url
+from airflow_provider_activecampaign.operators.arguments import check_choice, check_positive_int, check_ratio
 from airflow_provider_activecampaign.operators.connection import DEFAULT_CONN_ID
+from airflow_provider_activecampaign.sql_source import open_sql_rows
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.sdk import Context
 
-__all__ = ["STATE_GENERATION_XCOM_KEY", "ActiveCampaignAudienceSendOperator", "BaseAudienceOperator"]
+    _OperatorBase = BaseOperator  # the mixin is only ever mixed into operators and sensors
+else:
+    _OperatorBase = object
+
+__all__ = [
+    "STATE_GENERATION_XCOM_KEY",
+    "AUDIENCE_PARAMS_DOC",
+    "ActiveCampaignAudienceSendOperator",
+    "AudienceTaskMixin",
+    "BaseAudienceOperator",
+    "documented_with_audience_params",
+]
 
 # The committed state generation, pushed by the send task and read back (include_prior_dates) by its
 # next run on any worker: Airflow's metadata database is what every worker shares. (Airflow 3.3's
 # task_state_store is scoped to one task instance, so it cannot carry a value from run to run.)
 STATE_GENERATION_XCOM_KEY = "activecampaign_state_generation"
 
+AUDIENCE_TEMPLATE_FIELDS: tuple[str, ...] = (
+    "activecampaign_conn_id", "list_name", "group_name", "sql", "sql_conn_id", "parameters", "records",
+    "state_uri", "sample_size", "max_invalid_ratio", "max_removal_ratio", "action_on_empty",
+)
 
-class BaseAudienceOperator(BaseOperator):
-    """What the audience send and the list sync share: the source, the list and the state."""
+AUDIENCE_PARAMS_DOC = """
+    :param list_name: the ActiveCampaign list, found by exact name (created when missing by the tasks
+        that may create it). (templated)
+    :param activecampaign_conn_id: the ActiveCampaign connection. (templated)
+    :param group_name: the ActiveCampaign user group a new list is tied to; it must exist. (templated)
+    :param sql: the audience query, one row per contact; may be a path ending in ``.sql``. (templated)
+    :param sql_conn_id: the Airflow connection of the database to query: any common.sql connection
+        (Postgres, MySQL, Snowflake, BigQuery, SQLite...). (templated)
+    :param sql_hook_params: keyword arguments for that connection's hook
+        (``Connection.get_hook(hook_params=...)``), e.g. ``{"schema": "marketing"}``.
+    :param parameters: bind parameters for ``sql``. (templated)
+    :param records: the audience as a list of dicts, instead of ``sql``. (templated)
+    :param email_column: the column that holds the email address.
+    :param fetch_size: rows fetched per round trip to the database (at least 1).
+    :param sample_size: use only the first N rows, e.g. a sandbox sample. (templated)
+    :param state_uri: folder of the run state, any ObjectStoragePath URI (``file://``, ``s3://``...);
+        default ``$AIRFLOW_HOME/activecampaign_state``. (templated)
+    :param state_conn_id: the connection ObjectStoragePath uses for ``state_uri`` (e.g. an AWS one).
+    :param create_custom_fields: create the custom fields of columns that have none.
+    :param max_invalid_ratio: refuse the run when more than this share (0 to 1) of the rows have no
+        valid email. (templated)
+    :param max_removal_ratio: refuse to unsubscribe more than this share (0 to 1) of the list in one
+        run. (templated)
+    :param action_on_empty: what an audience without one valid contact does: ``"fail"`` (default: an
+        empty query never wipes a list), ``"skip"`` (send nothing) or ``"proceed"``. (templated)
+    :param exclude_automations: add contacts without starting the list's automations.
+    :param sender_url: the sender URL a new list is created with (ActiveCampaign requires one).
+    :param sender_reminder: the permission reminder a new list is created with.
+    :param source_conn_id: deprecated alias of ``sql_conn_id`` (0.1); still works, with a warning.
+"""
 
-    template_fields: Sequence[str] = (
-        "activecampaign_conn_id", "list_name", "group_name", "sql", "parameters", "records",
-        "source_conn_id", "state_uri", "sample_size",
-    )
+_Documented = TypeVar("_Documented", bound=type)
+
+
+def documented_with_audience_params(cls: _Documented) -> _Documented:
+    """Append the shared audience ``:param:`` lines to a class's own (one text, no drift)."""
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n" + AUDIENCE_PARAMS_DOC
+    return cls
+
+
+class AudienceTaskMixin(_OperatorBase):
+    """What every audience task shares: the source, the list, the state, the guards and the lineage.
+
+    Mixed into a BaseOperator or a BaseSensorOperator (it has no execute()). Arguments are checked
+    when the DAG is parsed, and again once their templates are rendered.
+    """
+
+    template_fields: Sequence[str] = AUDIENCE_TEMPLATE_FIELDS
     template_ext: Sequence[str] = (".sql",)
-    template_fields_renderers = {"sql": "sql", "records": "json"}
+    template_fields_renderers = {"sql": "sql", "records": "json", "parameters": "json"}
     operator_extra_links = (ActiveCampaignListLink(),)
     ui_color = "#356ae6"
 
@@ -55,7 +118,8 @@ class BaseAudienceOperator(BaseOperator):
         activecampaign_conn_id: str = DEFAULT_CONN_ID,
         group_name: str | None = None,
         sql: str | None = None,
-        source_conn_id: str | None = None,
+        sql_conn_id: str | None = None,
+        sql_hook_params: Mapping[str, Any] | None = None,
         parameters: Mapping[str, Any] | Sequence[Any] | None = None,
         records: Iterable[Mapping[str, Any]] | None = None,
         email_column: str = "email",
@@ -66,22 +130,30 @@ class BaseAudienceOperator(BaseOperator):
         create_custom_fields: bool = True,
         max_invalid_ratio: float = 0.05,
         max_removal_ratio: float = 0.2,
-        action_on_empty: str = "fail",
+        action_on_empty: EmptyAction = "fail",
         exclude_automations: bool = True,
         sender_url: str = SyncOptions.sender_url,
         sender_reminder: str = SyncOptions.sender_reminder,
+        source_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if source_conn_id is not None:
+            warnings.warn("source_conn_id is deprecated: use sql_conn_id (same meaning).",
+                          DeprecationWarning, stacklevel=3)
+            if sql_conn_id is not None and sql_conn_id != source_conn_id:
+                raise ValueError("Give sql_conn_id or its old name source_conn_id, not both.")
+            sql_conn_id = source_conn_id
         if sql is not None and records is not None:
-            raise ValueError("Give either sql (with source_conn_id) or records, not both.")
-        if sql is not None and not source_conn_id:
-            raise ValueError("sql needs source_conn_id: the Airflow connection of the database to query.")
+            raise ValueError("Give either sql (with sql_conn_id) or records, not both.")
+        if sql is not None and not sql_conn_id:
+            raise ValueError("sql needs sql_conn_id: the Airflow connection of the database to query.")
         self.activecampaign_conn_id = activecampaign_conn_id
         self.list_name = list_name
         self.group_name = group_name
         self.sql = sql
-        self.source_conn_id = source_conn_id
+        self.sql_conn_id = sql_conn_id
+        self.sql_hook_params = dict(sql_hook_params) if sql_hook_params else None
         self.parameters = parameters
         self.records = records
         self.email_column = email_column
@@ -98,51 +170,52 @@ class BaseAudienceOperator(BaseOperator):
         self.sender_reminder = sender_reminder
         self._list_id: str | None = None
         self._account_url: str | None = None
+        self.check_arguments()
+
+    @property
+    def source_conn_id(self) -> str | None:
+        """Deprecated name of ``sql_conn_id`` (0.1)."""
+        return self.sql_conn_id
+
+    def check_arguments(self) -> None:
+        """Fail on a wrong value, naming the parameter; a template waits until it is rendered."""
+        templated = set(self.template_fields)
+        self.fetch_size = check_positive_int("fetch_size", self.fetch_size)
+        self.sample_size = check_positive_int("sample_size", self.sample_size, optional=True,
+                                              templated="sample_size" in templated)
+        self.action_on_empty = check_choice("action_on_empty", self.action_on_empty, get_args(EmptyAction),
+                                            templated="action_on_empty" in templated)
+        for name in ("max_invalid_ratio", "max_removal_ratio"):
+            setattr(self, name, check_ratio(name, getattr(self, name), templated=name in templated))
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        try:
+            self.check_arguments()  # the rendered values are known now (and may arrive as strings)
+        except ValueError as error:
+            raise AirflowFailException(str(error)) from error  # a retry would render the same values
 
     # -- source -------------------------------------------------------------
     def has_source(self) -> bool:
         return self.sql is not None or self.records is not None
 
-    def read_source(self) -> tuple[list[str], Iterator[Any]]:
-        """Column names and a row iterator; SQL is read with a cursor in chunks, never all at once."""
-        if self.records is not None:
-            records = [dict(r) for r in self.records]
-            columns = list(dict.fromkeys(k for r in records for k in r))
-            rows: Iterator[Any] = iter(records)
-        elif self.sql is not None:
-            columns, rows = self._read_sql()
-        else:
-            raise ValueError("No audience source: give sql + source_conn_id, or records.")
-        if self.sample_size not in (None, ""):
-            rows = itertools.islice(rows, int(self.sample_size))  # templated: may arrive as a string
-        return columns, rows
-
-    def _read_sql(self) -> tuple[list[str], Iterator[Any]]:
-        from airflow.providers.common.sql.hooks.sql import DbApiHook
-
-        db_hook = BaseHook.get_connection(self.source_conn_id).get_hook()
-        if not isinstance(db_hook, DbApiHook):
-            raise AirflowFailException(
-                f"Connection {self.source_conn_id!r} is not a SQL database connection "
-                f"(its hook is {type(db_hook).__name__}, not a common.sql DbApiHook)."
-            )
-        conn = db_hook.get_conn()
-        cursor = conn.cursor()
-        if self.parameters is not None:
-            cursor.execute(self.sql, self.parameters)
-        else:
-            cursor.execute(self.sql)
-        columns = [d[0] for d in cursor.description]
-
-        def chunks() -> Iterator[Any]:
-            try:
-                while batch := cursor.fetchmany(self.fetch_size):
-                    yield from batch
-            finally:
-                cursor.close()
-                conn.close()
-
-        return columns, chunks()
+    @contextlib.contextmanager
+    def open_source(self) -> Iterator[tuple[list[str], Iterator[Any]]]:
+        """Column names and a row iterator. SQL is read in chunks; cursor and connection close on exit."""
+        with contextlib.ExitStack() as stack:
+            if self.records is not None:
+                records = [dict(r) for r in self.records]
+                columns = list(dict.fromkeys(k for r in records for k in r))
+                rows: Iterator[Any] = iter(records)
+            elif self.sql is not None and self.sql_conn_id:
+                columns, rows = stack.enter_context(open_sql_rows(
+                    self.sql_conn_id, self.sql, parameters=self.parameters, hook_params=self.sql_hook_params,
+                    fetch_size=self.fetch_size))
+            else:
+                raise ValueError("No audience source: give sql + sql_conn_id, or records.")
+            if self.sample_size not in (None, ""):
+                rows = itertools.islice(rows, int(self.sample_size))
+            yield columns, rows
 
     # -- shared plumbing ----------------------------------------------------
     def state_store(self, hook: ActiveCampaignHook) -> StateStore:
@@ -191,8 +264,8 @@ class BaseAudienceOperator(BaseOperator):
 
         inputs = []
         job_facets: dict[str, Any] = {}
-        if self.sql is not None and self.source_conn_id:
-            conn = BaseHook.get_connection(self.source_conn_id)
+        if self.sql is not None and self.sql_conn_id:
+            conn = BaseHook.get_connection(self.sql_conn_id)
             namespace = f"{conn.conn_type}://{conn.host or ''}{':' + str(conn.port) if conn.port else ''}"
             for table in _tables_in(self.sql) or ["query"]:
                 inputs.append(Dataset(namespace=namespace, name=table))
@@ -205,31 +278,44 @@ class BaseAudienceOperator(BaseOperator):
         return OperatorLineage(inputs=inputs, outputs=outputs, job_facets=job_facets)
 
 
+
+class BaseAudienceOperator(AudienceTaskMixin, BaseOperator):
+    """The base of the audience operators (send, list sync): AudienceTaskMixin on a BaseOperator."""
+
+
+@documented_with_audience_params
 class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
     """Send a query's audience to an ActiveCampaign list: the orchestration's send.
 
     ``mode="mirror"`` makes the list match the audience (people who left are unsubscribed, never
     deleted); ``mode="upsert"`` only adds and updates. Only new, changed and departed contacts are sent,
-    thanks to the run state at ``state_uri``; ``full_refresh=True`` ignores it. ``dry_run=True`` returns
-    the plan and writes nothing. Returns a summary (counts, requests, seconds) as XCom.
+    thanks to the run state at ``state_uri``. ``dry_run=True`` returns the plan and writes nothing.
+    Returns a summary (counts, requests, seconds, which membership source was used and why) as XCom.
 
-    The state is a verified cache: each run checks the list's id and member counts against it, and reads
-    the list back on drift, on a stale copy (another worker committed since: the committed generation is
-    this task's XCom ``activecampaign_state_generation``) and every ``reconcile_every``.
+    The state is a verified cache: each run checks the list's id and member counts against it (three
+    requests), and reads the list back on drift, on a stale copy (another worker committed since; the
+    committed generation is this task's XCom ``activecampaign_state_generation``) and every
+    ``reconcile_every``. Members this sync removed who come back are re-subscribed through
+    ``contactLists`` (the only way back, which may start "subscribes to list" automations) when they
+    are still the sync's own unsubscribe; anyone unsubscribed by someone else stays unsubscribed.
 
+    :param mode: ``"mirror"`` (the list matches the audience) or ``"upsert"`` (add and update only).
+    :param dry_run: plan and report, write nothing to ActiveCampaign.
+    :param full_refresh: read the list back from ActiveCampaign and resend every member's data (the
+        consent and refusal records of the state are kept).
+    :param import_timeout: seconds to wait for ActiveCampaign to process one bulk import; past it the
+        task fails as retryable and the retry resumes from the journal.
     :param reconcile_every: read the whole list back at least this often, even without drift
         (a ``timedelta``, default 7 days).
     """
 
-    def __init__(self, *, mode: str = "mirror", dry_run: bool = False, full_refresh: bool = False,
+    def __init__(self, *, mode: Mode = "mirror", dry_run: bool = False, full_refresh: bool = False,
                  import_timeout: float = 1800.0, reconcile_every: timedelta = timedelta(days=7),
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if mode not in ("mirror", "upsert"):
-            raise ValueError(f"mode must be 'mirror' or 'upsert', not {mode!r}")
+        self.mode = check_choice("mode", mode, get_args(Mode))
         if not isinstance(reconcile_every, timedelta) or reconcile_every < timedelta(0):
             raise ValueError(f"reconcile_every must be a non-negative timedelta, not {reconcile_every!r}")
-        self.mode = mode
         self.dry_run = dry_run
         self.full_refresh = full_refresh
         self.import_timeout = import_timeout
@@ -242,15 +328,15 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
                                     published_generation=self.published_generation(context))
         engine = AudienceSync(hook, options, store=self.state_store(hook), run_id=self.run_key(context),
                               log=self.log)
-        columns, rows = self.read_source()
         try:
-            summary = engine.run(columns, rows).as_dict()
+            with self.open_source() as (columns, rows):
+                summary = engine.run(columns, rows).as_dict()
         except AudienceSyncError as error:
             # Deterministic refusals (guards, bad group): retrying cannot help.
             self.publish_list(context, hook, engine.list_id)
             raise AirflowFailException(str(error)) from error
         except StateLockedError as error:
-            # A live run holds the list; its lease lapses within minutes if it died: a retry may pass.
+            # A live run holds the list; a dead one's lease lapses within minutes: a retry may pass.
             self.publish_list(context, hook, engine.list_id)
             raise AirflowException(str(error)) from error
         except AudienceSyncRetryableError:
@@ -268,8 +354,8 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
         ti = context["ti"]
         try:
             value = ti.xcom_pull(task_ids=ti.task_id, key=STATE_GENERATION_XCOM_KEY, include_prior_dates=True)
-        except Exception as error:  # never fail a send over the check; the count check still runs
-            context["ti"].log.warning("Could not read the published state generation: %s", error)
+        except Exception as error:  # never fail a send over it: the count check still runs
+            ti.log.warning("Could not read the published state generation: %s", error)
             return None
         if isinstance(value, list):
             value = value[-1] if value else None

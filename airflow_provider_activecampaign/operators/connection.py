@@ -19,10 +19,11 @@ DEFAULT_CONN_ID = ActiveCampaignHook.default_conn_name
 
 
 class ActiveCampaignTestConnectionOperator(BaseOperator):
-    """Check that the connection reaches ActiveCampaign with a valid key (one GET /api/3/users/me).
+    """Check that the connection reaches ActiveCampaign with a valid key (GET /api/3/users/me).
 
-    Fails the task with the reason (key rejected, wrong URL, host unreachable, plain http, account
-    blocked). Returns the account URL and the user as XCom, never the key.
+    Transient answers (429/503 with Retry-After, other 5xx, dropped connections) are retried, bounded,
+    like any other call of the hook. Fails the task with the reason (key rejected, wrong URL, host
+    unreachable, plain http, account blocked). Returns the account URL and the user as XCom, never the key.
 
     :param activecampaign_conn_id: the ActiveCampaign connection to check. (templated)
     """
@@ -36,7 +37,8 @@ class ActiveCampaignTestConnectionOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = ActiveCampaignHook(activecampaign_conn_id=self.activecampaign_conn_id)
-        ok, message = hook.test_connection()
+        # A task retries what passes (a 429 burst on a shared account); the UI's Test button does not.
+        ok, message = hook.test_connection(retry_transient=True)
         if not ok:
             raise AirflowException(f"ActiveCampaign connection {self.activecampaign_conn_id!r}: {message}")
         self.log.info("%s", message)

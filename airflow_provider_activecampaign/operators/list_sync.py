@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleExcept
 from airflow_provider_activecampaign.audience.state import StateLockedError
 from airflow_provider_activecampaign.audience.sync import AudienceSync, AudienceSyncError
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
-from airflow_provider_activecampaign.operators.audience import BaseAudienceOperator
+from airflow_provider_activecampaign.operators.arguments import check_ratio
+from airflow_provider_activecampaign.operators.audience import BaseAudienceOperator, documented_with_audience_params
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["ActiveCampaignListSyncOperator"]
 
 
+@documented_with_audience_params
 class ActiveCampaignListSyncOperator(BaseAudienceOperator):
     """Reconcile a list with the audience by reading its real membership back from ActiveCampaign.
 
@@ -26,16 +29,30 @@ class ActiveCampaignListSyncOperator(BaseAudienceOperator):
     contacts exceeds ``tolerance``; since ActiveCampaign's changes can take time to appear it checks
     again every ``poke_interval`` until ``timeout``, rescheduling in between so no worker slot is held.
     Without a source (no sql/records) and with ``create_list=True`` it only prepares the list.
+
+    :param verify_only: only compare the list with the audience and fail when they differ by more than
+        ``tolerance`` (deprecated: use ActiveCampaignListSensor).
+    :param tolerance: the share (0 to 1) of audience contacts that may differ when verifying. (templated)
+    :param create_list: create the list (tied to ``group_name``) when it does not exist.
+    :param timeout: how long verification keeps checking before it fails (``timedelta`` or seconds).
+    :param poke_interval: time between two checks of a verification (``timedelta`` or seconds).
     """
+
+    template_fields: Sequence[str] = (*BaseAudienceOperator.template_fields, "tolerance")
 
     def __init__(self, *, verify_only: bool = False, tolerance: float = 0.0, create_list: bool = False,
                  timeout: timedelta | float = 0, poke_interval: timedelta | float = 60, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.verify_only = verify_only
-        self.tolerance = tolerance
+        self.tolerance = check_ratio("tolerance", tolerance, templated=True)
         self.create_list = create_list
         self.verify_timeout = _seconds(timeout)
         self.poke_interval = _seconds(poke_interval)
+
+    def check_arguments(self) -> None:
+        super().check_arguments()
+        if hasattr(self, "tolerance"):  # not set yet while the base's __init__ checks its own arguments
+            self.tolerance = check_ratio("tolerance", self.tolerance, templated=True)
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = ActiveCampaignHook(activecampaign_conn_id=self.activecampaign_conn_id)
@@ -45,9 +62,9 @@ class ActiveCampaignListSyncOperator(BaseAudienceOperator):
                                     self.verify_only, action_on_empty="fail")
         store = self.state_store(hook)
         engine = AudienceSync(hook, options, store=store, run_id=self.run_key(context), log=self.log)
-        columns, rows = self.read_source()
         try:
-            summary = engine.run(columns, rows, membership="activecampaign")
+            with self.open_source() as (columns, rows):
+                summary = engine.run(columns, rows, membership="activecampaign")
         except (AudienceSyncError, StateLockedError) as error:
             raise AirflowFailException(str(error)) from error
         self.publish_list(context, hook, summary.list_id)
@@ -55,7 +72,7 @@ class ActiveCampaignListSyncOperator(BaseAudienceOperator):
             result = summary.as_dict()
             self.log_summary(result)
             return result
-        ok, message = engine.verification(self.tolerance)
+        ok, message = engine.verification(float(self.tolerance))
         result = summary.as_dict()
         result.update(verified=ok, message=message)
         if ok:
