@@ -131,7 +131,7 @@ class SyncSummary:
     refused: int = 0  # refused by the importer this run (reasons in the rejects report)
     refusals: dict[str, int] = field(default_factory=dict)  # reason -> count
     skipped_unsubscribed: int = 0
-    previously_refused: int = 0  # refused by ActiveCampaign on earlier runs, not offered this run
+    previously_refused: int = 0  # audience contacts refused on earlier runs, data unchanged (offered or not)
     removals_dropped: int = 0  # removals of contacts that no longer exist in ActiveCampaign
     in_flight_resolved: int = 0  # batches of an earlier attempt resolved from the journal
     api_requests: int = 0

@@ -321,6 +321,7 @@ class AudienceSync:
                     category = "add"
                     if known[0] == fp:
                         self._reoffered += 1  # refused before, offered again
+                        summary.previously_refused += 1
             if not self._fits_one_import(mapped):
                 summary.rejected += 1
                 self._rejects.append((email, f"too large for one bulk import request (over "
@@ -622,7 +623,7 @@ class AudienceSync:
         differences = s.missing + s.unexpected
         ratio = differences / max(1, s.valid)
         ok = ratio <= tolerance
-        refused = s.previously_refused + self._reoffered
+        refused = s.previously_refused
         message = (f"list {s.list_name!r}: {s.valid} audience contacts, {s.missing} missing from the list, "
                    f"{s.unexpected} on the list but not in the audience; not counted: {s.skipped_unsubscribed} "
                    f"unsubscribed by anyone but this sync, {refused} refused by ActiveCampaign "
