@@ -166,7 +166,7 @@ def test_crash_a_killed_run_does_not_block_the_next_one(scenario, tmp_path: Path
 
     polls = len(s.account.account.requests(endpoint="GET import/info"))
     # The removal batch's confirmation is held, so the process dies with the batch in flight.
-    s.account.slow_next(count=1, delay=20, path="import/info")
+    s.account.slow_next(count=1, delay=8, path="import/info")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     conf = f'{{"state_uri": "file://{s.worker}"}}'
     with (tmp_path / "killed.log").open("wb") as log:
