@@ -262,12 +262,14 @@ _EMAILISH = re.compile(r"[^\s\"'<>(),;:\[\]/?=&|]+(?:@|%40)[^\s\"'<>(),;:\[\]/?=
 
 
 def spellings(address: str) -> set[str]:
-    """Every way ``address`` can be written in text: as is, URL-encoded (whole or but the @),
-    percent-encoded UTF-8 of a non-ASCII local part, JSON's \\u escapes."""
+    """Every way ``address`` or its local part can be written in text: as is, URL-encoded (whole or
+    but the @; UTF-8 percent-encoded when not ASCII), JSON's \\u escapes."""
     local, _, domain = address.partition("@")
-    return {address, quote(address, safe=""), quote(address, safe="@"), quote(address, safe="@+"),
-            f"{local}%40{domain}", quote(local, safe="") + "@" + domain,
-            json.dumps(address)[1:-1], json.dumps(address, ensure_ascii=False)[1:-1]}
+    forms = {address, quote(address, safe=""), quote(address, safe="@"), quote(address, safe="@+"),
+             f"{local}%40{domain}", json.dumps(address)[1:-1]}
+    # A mask that catches only the tail of an encoded address still leaks its local part.
+    forms |= {local, quote(local, safe=""), quote(local, safe="+"), json.dumps(local)[1:-1]}
+    return {f for f in forms if f}
 
 
 def unmasked(text: str, addresses: Iterable[str]) -> list[str]:

@@ -7,6 +7,7 @@ audience send (mirror mode) against the emulator over loopback HTTP."""
 from __future__ import annotations
 
 import csv
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -162,22 +163,57 @@ def test_removals_do_not_read_the_whole_unsubscribed_population(scenario) -> Non
 
 SPECIAL = ["josé.garcía@example.com", "zoë+news@example.com", "müller@bücher.de", "o'brien@example.com",
            "用户@example.com"]
+# What a mask that keeps the first letters must never let through, in any encoding.
+FRAGMENTS = ["garc", "os%C3%A9", "oë", "o%C3%AB", "%C3%AB%2Bnews", "üller", "%C3%BCller", "bücher",
+             "b%C3%BCcher", "xn--bcher-kva", "brien", "用户", "%E7%94%A8", "户", "%E6%88%B7"]
+
+
+class ArmOnLookUp:
+    """Once the send looks a contact up by email (GET contacts?email=), throttle the next request
+    there: the hook's retry warning then carries that look-up's URL, email included."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.emulator, self.armed, self._stop = emulator, False, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        seen = 0
+        while not self._stop.wait(0.005):
+            log = self.emulator.account.request_log
+            if any(r.endpoint == "GET contacts" and "email=" in r.query for r in log[seen:]):
+                self.emulator.throttle_next(count=2, path="contacts", method="GET", retry_after=0.05)
+                self.armed = True
+                return
+            seen = len(log)
+
+    def __enter__(self) -> ArmOnLookUp:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def test_emails_in_every_form_never_appear_unmasked_in_the_task_output(scenario) -> None:
-    """Non-ASCII local parts and domains, plus-addresses and quotes, through paths that put emails in
-    URLs (per-contact look-ups) and in retried requests' warnings."""
+    """Non-ASCII local parts and domains, plus-addresses and quotes, through the paths that put emails
+    in URLs (per-contact look-ups), in retried requests' warnings and in exception texts."""
     s: Scenario = scenario()
-    audience = people(range(20)) + [{**person(100 + i), "email": e} for i, e in enumerate(SPECIAL)]
+    special = [{**person(100 + i), "email": e} for i, e in enumerate(SPECIAL)]
+    audience = people(range(20)) + special
     first = s.send(audience)
-    s.account.fail_next(count=3, status=500, path="contacts", method="GET")  # retried: logged with its URL
-    s.account.fail_next(count=1, status=500, path="contact/sync")
-    changed = people(range(20)) + [{**person(100 + i), "email": e, "plan": "gold"}
-                                   for i, e in enumerate(SPECIAL[:2])]
-    second = s.send(changed)  # three leave (per-contact removals), two change (per-contact updates)
+    with ArmOnLookUp(s.account) as watcher:
+        second = s.send(people(range(20)) + special[3:])  # three leave: removed one by one
+    s.account.faults.clear()
+    s.account.fail_next(count=None, status=400, path="contact/sync")  # refused: the task fails
+    third = s.send(people(range(20)) + [{**row, "plan": "gold"} for row in special], expect_success=False)
+
     everyone = emails(audience)
-    for run in (first, second):
+    for run in (first, second, third):
         assert_masked(run, everyone)
+        output = (run.log + str(run.summary)).lower()
+        assert not [f for f in FRAGMENTS if f.lower() in output], [f for f in FRAGMENTS if f.lower() in output]
+    assert watcher.armed or not s.account.account.requests(endpoint="GET contacts")
 
 
 def test_a_one_percent_change_sends_only_that_and_checks_the_list_without_reading_it(scenario) -> None:
