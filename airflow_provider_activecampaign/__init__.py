@@ -60,7 +60,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "ActiveCampaign",
-                "python-modules": ["airflow_provider_activecampaign.operators.activecampaign"],
+                "python-modules": [
+                    "airflow_provider_activecampaign.operators.connection",
+                    "airflow_provider_activecampaign.operators.audience",
+                    "airflow_provider_activecampaign.operators.list_sync",
+                ],
             }
         ],
         "connection-types": [
@@ -79,5 +83,5 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": CONNECTION_OPTIONS,
             }
         ],
-        "extra-links": ["airflow_provider_activecampaign.operators.activecampaign.ActiveCampaignListLink"],
+        "extra-links": ["airflow_provider_activecampaign.links.ActiveCampaignListLink"],
     }

@@ -66,7 +66,7 @@ def local_pass(n: int) -> dict:
     from airflow_provider_activecampaign.audience.records import to_import_contact
     from airflow_provider_activecampaign.audience.sync import AudienceSync, SyncOptions
 
-    engine = AudienceSync(NoNetworkClient(), SyncOptions(list_name="bench", group_name="Admins"))
+    engine = AudienceSync(NoNetworkClient(), SyncOptions(list_name="bench", group_name="Admin"))
     t0 = time.perf_counter()
     engine.plan(COLUMNS, rows(n))
     t_plan = time.perf_counter() - t0
@@ -102,7 +102,7 @@ def network_runs(n: int, import_delay: float) -> None:
         for label, data in (("full send", rows(n)), ("1% changed", rows(n, changed))):
             hook = ActiveCampaignHook(activecampaign_conn_id="activecampaign_bench")
             store = StateStore(Path(state_dir), account_key=hook.host, list_key="bench")
-            engine = AudienceSync(hook, SyncOptions(list_name="Benchmark", group_name="Admins"),
+            engine = AudienceSync(hook, SyncOptions(list_name="Benchmark", group_name="Admin"),
                                   store=store, run_id=label.replace(" ", "-"))
             t0 = time.perf_counter()
             engine.plan(COLUMNS, data)

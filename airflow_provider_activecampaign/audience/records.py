@@ -44,6 +44,7 @@ from decimal import Decimal
 from typing import Any
 
 from airflow_provider_activecampaign.audience.emails import email_problem, normalize_email
+from airflow_provider_activecampaign.masking import mask_email  # re-exported: engine code imports it here
 
 __all__ = [
     "STANDARD_FIELDS",
@@ -457,30 +458,3 @@ def to_sync_contact(contact: AudienceContact, *, field_ids: Mapping[str, str | i
             {"field": str(_field_id(field_ids, tag)), "value": value} for tag, value in contact.fields
         ]
     return body
-
-
-# ------------------------------------------------------------------------------------------- masking
-_TLD_SHAPE = re.compile(r"[a-z]{2,10}|xn--[a-z0-9-]{1,20}", re.IGNORECASE)
-
-
-def mask_email(email: str | None) -> str:
-    """An address fit for logs: ``"j***@e***.com"``. Never returns the address itself.
-
-    Keeps the first character before the ``@``, the first character of the domain and a plausible
-    ending (``.com``); anything malformed is masked harder.
-    """
-    if email is None:
-        return "<no email>"
-    text = str(email).strip()
-    if not text:
-        return "<no email>"
-    local, at, domain = text.rpartition("@")
-    if not at:
-        return f"{text[0]}***"
-    head = f"{local[0]}***" if local else "***"
-    if not domain:
-        return f"{head}@***"
-    name, dot, ending = domain.rpartition(".")
-    if dot and name and _TLD_SHAPE.fullmatch(ending):
-        return f"{head}@{name[0]}***.{ending}"
-    return f"{head}@{domain[0]}***"

@@ -10,22 +10,103 @@ import pytest
 
 from airflow_provider_activecampaign.emulator import EmulatorServer
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
+from airflow_provider_activecampaign.links import list_web_url
 from airflow_provider_activecampaign.operators.activecampaign import (
     ActiveCampaignAudienceSendOperator,
     ActiveCampaignListSyncOperator,
     ActiveCampaignTestConnectionOperator,
-    list_web_url,
 )
 from tests.integration.conftest import PRODUCTION_KEY, connection_json
 
 
 def test_source_arguments_are_checked_when_the_dag_is_parsed() -> None:
-    with pytest.raises(ValueError, match="source_conn_id"):
+    with pytest.raises(ValueError, match="sql_conn_id"):
         ActiveCampaignAudienceSendOperator(task_id="t", list_name="L", sql="SELECT 1")
     with pytest.raises(ValueError, match="not both"):
-        ActiveCampaignAudienceSendOperator(task_id="t", list_name="L", sql="x", source_conn_id="db", records=[])
+        ActiveCampaignAudienceSendOperator(task_id="t", list_name="L", sql="x", sql_conn_id="db", records=[])
     with pytest.raises(ValueError, match="mode"):
         ActiveCampaignAudienceSendOperator(task_id="t", list_name="L", records=[], mode="replace")
+
+
+WRONG_ARGUMENTS = [
+    ("action_on_empty='skp'", "action_on_empty must be one of 'fail', 'skip', 'proceed', not 'skp'"),
+    ("max_removal_ratio=1.5", "max_removal_ratio must be from 0 to 1"),
+    ("max_invalid_ratio=-0.1", "max_invalid_ratio must be from 0 to 1"),
+    ("max_invalid_ratio='lots'", "max_invalid_ratio must be a number from 0 to 1"),
+    ("mode='replace'", "mode must be one of 'mirror', 'upsert', not 'replace'"),
+    ("fetch_size=0", "fetch_size must be a whole number of at least 1"),
+    ("sample_size=2.5", "sample_size must be a whole number of at least 1"),
+]
+
+
+@pytest.mark.parametrize(("argument", "message"), WRONG_ARGUMENTS)
+def test_a_dag_with_a_wrong_argument_fails_to_parse_naming_it(tmp_path: Path, argument: str,
+                                                             message: str) -> None:
+    (tmp_path / "bad_dag.py").write_text(f"""
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow_provider_activecampaign.operators.audience import ActiveCampaignAudienceSendOperator
+
+with DAG(dag_id="bad", schedule=None, start_date=datetime(2026, 1, 1)):
+    ActiveCampaignAudienceSendOperator(task_id="send", list_name="L", records=[], {argument})
+""")
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.3
+        from airflow.models.dagbag import DagBag
+    bag = DagBag(dag_folder=str(tmp_path))
+    assert "bad" not in bag.dags
+    (error,) = bag.import_errors.values()
+    assert message in error
+
+
+def test_sensor_and_list_sync_tolerance_is_a_share() -> None:
+    with pytest.raises(ValueError, match="tolerance must be from 0 to 1"):
+        ActiveCampaignListSyncOperator(task_id="v", list_name="L", records=[], verify_only=True, tolerance=5)
+
+
+def test_templated_guards_are_checked_once_rendered() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    send = ActiveCampaignAudienceSendOperator(
+        task_id="send", list_name="L", records=[], max_removal_ratio="{{ params.removal }}",
+        action_on_empty="{{ params.empty }}")
+    assert send.max_removal_ratio == "{{ params.removal }}"  # not known before the run
+    send.render_template_fields({"params": {"removal": "0.5", "empty": "skip"}})
+    assert send.max_removal_ratio == 0.5 and send.action_on_empty == "skip"
+    wrong = ActiveCampaignAudienceSendOperator(
+        task_id="send", list_name="L", records=[], max_removal_ratio="{{ params.removal }}")
+    with pytest.raises(AirflowFailException, match="max_removal_ratio must be from 0 to 1"):
+        wrong.render_template_fields({"params": {"removal": "1.5"}})
+
+
+def test_source_conn_id_still_reads_the_query_with_a_deprecation_warning(warehouse: Path) -> None:
+    with pytest.warns(DeprecationWarning, match="source_conn_id is deprecated: use sql_conn_id"):
+        old = ActiveCampaignAudienceSendOperator(task_id="send", list_name="L", source_conn_id="audience_warehouse",
+                                                 sql="SELECT email FROM customers", sample_size=3)
+    assert old.sql_conn_id == old.source_conn_id == "audience_warehouse"
+    with old.open_source() as (columns, rows):
+        assert columns == ["email"] and len(list(rows)) == 3
+    with pytest.raises(ValueError, match="not both"):
+        ActiveCampaignAudienceSendOperator(task_id="send", list_name="L", sql_conn_id="a", source_conn_id="b",
+                                           sql="SELECT 1")
+
+
+def test_sql_hook_params_reach_the_database_hook(warehouse: Path) -> None:
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    made: list[DbApiHook] = []
+    real_init = DbApiHook.__init__
+
+    def spy(self: DbApiHook, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    send = ActiveCampaignAudienceSendOperator(task_id="send", list_name="L", sql_conn_id="audience_warehouse",
+                                              sql="SELECT email FROM customers", sql_hook_params={"log_sql": False})
+    with mock.patch.object(DbApiHook, "__init__", spy), send.open_source() as (columns, rows):
+        assert next(rows)
+    assert [hook.log_sql for hook in made] == [False]
 
 
 def test_test_connection_operator_fails_with_the_reason(monkeypatch: pytest.MonkeyPatch,
@@ -57,7 +138,7 @@ def test_list_link_points_at_the_web_app(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_openlineage_reports_query_input_and_list_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_WH", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")}))
     operator = ActiveCampaignAudienceSendOperator(
-        task_id="send", list_name="VIP", source_conn_id="wh",
+        task_id="send", list_name="VIP", sql_conn_id="wh",
         sql="SELECT c.email FROM customers c JOIN orders o ON o.customer_id = c.id",
     )
     operator._list_id, operator._account_url = "7", "https://acme.api-us1.com"

@@ -12,7 +12,6 @@ import pytest
 import requests
 
 from airflow_provider_activecampaign import __version__, get_provider_info
-from airflow_provider_activecampaign.audience.batching import encode_body
 from airflow_provider_activecampaign.exceptions import (
     ActiveCampaignConfigurationError,
     ActiveCampaignInsecureURLError,
@@ -26,6 +25,7 @@ from airflow_provider_activecampaign.hooks.activecampaign import (
     endpoint_key,
     normalize_api_url,
 )
+from airflow_provider_activecampaign.importer import encode_body
 from tests.unit.hook_fixtures import (  # noqa: F401  (pytest fixtures)
     API_KEY,
     API_URL,

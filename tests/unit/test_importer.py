@@ -1,4 +1,4 @@
-"""encode_body() and split_import_batches(): sizes measured on the exact bytes sent."""
+"""The bulk importer's facts: encode_body(), split_import_batches(), fits_one_import(), on the exact bytes sent."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import math
 
 import pytest
 
-from airflow_provider_activecampaign.audience.batching import (
+from airflow_provider_activecampaign.importer import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_CONTACTS,
     encode_body,
+    fits_one_import,
+    import_overhead,
     split_import_batches,
 )
 
@@ -117,11 +119,37 @@ def test_invalid_limits() -> None:
         list(split_import_batches([contact(1)], max_bytes=10))
 
 
-def test_batching_imports_without_airflow() -> None:
+def test_fits_one_import_agrees_with_the_batcher_at_the_byte_limit() -> None:
+    overhead = import_overhead()
+    assert overhead == len(encode_body({"contacts": []}))
+    base = contact(1)
+    room = MAX_IMPORT_BYTES - overhead - len(encode_body(base))
+    just_fits = contact(1, pad=room)  # ASCII padding: one byte per character
+    assert overhead + len(encode_body(just_fits)) == MAX_IMPORT_BYTES
+    too_big = contact(1, pad=room + 1)
+    assert fits_one_import(just_fits)
+    assert list(split_import_batches([just_fits])) == [[just_fits]]
+    assert not fits_one_import(too_big)
+    with pytest.raises(ValueError, match="contact #0 alone"):
+        list(split_import_batches([too_big]))
+
+
+def test_fits_one_import_counts_the_callback_envelope() -> None:
+    extra = {"callback": {"url": "https://example.com/hook", "requestType": "POST"}}
+    room = MAX_IMPORT_BYTES - import_overhead() - len(encode_body(contact(1)))
+    fits_alone = contact(1, pad=room)
+    assert fits_one_import(fits_alone)
+    assert not fits_one_import(fits_alone, extra=extra)
+
+
+def test_neutral_modules_import_without_airflow() -> None:
     import subprocess
     import sys
 
     code = ("import sys\n"
+            "import airflow_provider_activecampaign.importer\n"
+            "import airflow_provider_activecampaign.masking\n"
+            "import airflow_provider_activecampaign.statuses\n"
             "import airflow_provider_activecampaign.audience.batching\n"
             "bad = [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')]\n"
             "assert not bad, bad\n")
