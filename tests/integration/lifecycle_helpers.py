@@ -93,7 +93,7 @@ def build_dag(dag_id: str, *, retries: int = 0, retry_seconds: float = 1.0, **se
              default_args={"retries": retries, "retry_delay": timedelta(seconds=retry_seconds)}) as dag:
         test = ActiveCampaignTestConnectionOperator(task_id="test_connection")
         send = ActiveCampaignAudienceSendOperator(
-            task_id=TASK, source_conn_id=WAREHOUSE_CONN, sql=SQL, list_name=LIST,
+            task_id=TASK, sql_conn_id=WAREHOUSE_CONN, sql=SQL, list_name=LIST,
             group_name="Admins", state_uri="{{ params.state_uri }}", **options,
         )
         test >> send
