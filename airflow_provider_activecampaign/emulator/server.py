@@ -11,9 +11,10 @@ from typing import Any
 
 import uvicorn
 
+from airflow_provider_activecampaign.emulator.account import Account
 from airflow_provider_activecampaign.emulator.app import create_app
 from airflow_provider_activecampaign.emulator.faults import Fault, FaultInjector
-from airflow_provider_activecampaign.emulator.store import Account, EmulatorConfig
+from airflow_provider_activecampaign.emulator.limits import EmulatorConfig
 
 
 def loopback_address(host: str) -> str:
