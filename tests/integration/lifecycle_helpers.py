@@ -94,7 +94,7 @@ def build_dag(dag_id: str, *, retries: int = 0, retry_seconds: float = 1.0, **se
         test = ActiveCampaignTestConnectionOperator(task_id="test_connection")
         send = ActiveCampaignAudienceSendOperator(
             task_id=TASK, sql_conn_id=WAREHOUSE_CONN, sql=SQL, list_name=LIST,
-            group_name="Admins", state_uri="{{ params.state_uri }}", **options,
+            group_name="Admin", state_uri="{{ params.state_uri }}", **options,
         )
         test >> send
     return dag

@@ -57,10 +57,17 @@ def test_consent_a_contact_who_unsubscribed_themselves_is_never_resubscribed(sce
     assert {*consent, control} <= unsubscribed(s.account)
 
     marks = {}
-    for email in consent:
-        s.account.account.signup_by_form(email, s.list_id)
+    emulated = s.account.account
+    for n, email in enumerate(consent):
+        emulated.signup_by_form(email, s.list_id)
         marks[email] = history_length(s.account, email)
-        s.account.account.unsubscribe_by_contact(email, s.list_id, reason="Too many emails")
+        # Whoever unsubscribes them, it is not the sync: the person, a user by hand, an automation.
+        if n % 3 == 0:
+            emulated.unsubscribe_by_contact(email, s.list_id, reason="Too many emails")
+        elif n % 3 == 1:
+            emulated.unsubscribe_by_admin(email, s.list_id)
+        else:
+            emulated.unsubscribe_by_automation(email, s.list_id, automation_id=7)
 
     back = s.send(audience)
     assert_list_matches(s.account, audience, kept_out=consent)
