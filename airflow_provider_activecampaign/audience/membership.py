@@ -9,10 +9,11 @@ members a request with their memberships, and the state's membership part rebuil
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from airflow_provider_activecampaign.audience.client import ActiveCampaignClient
@@ -87,12 +88,24 @@ def classify(membership: Mapping[str, Any] | None, known: MemberState | None, co
                        f"{NOT_STATUS_2}{status} on the list (bounced or unconfirmed): not touched")
 
 
+def email_key(email: str) -> str:
+    """A short one-way key of an email: what is published to other workers instead of the address."""
+    return hashlib.blake2b(email.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def unsubscribe_ledger(state: Mapping[str, MemberState]) -> dict[str, int]:
+    """{email_key: when} of every member this sync unsubscribed: published with the generation, so a
+    worker whose copy is stale still knows which unsubscribes were the sync's own."""
+    return {email_key(e): int(m.at) for e, m in state.items() if m[1] is U and m.at is not None}
+
+
 def read_back(client: ActiveCampaignClient, list_id: str, old: Mapping[str, MemberState],
-              into: MutableMapping[str, MemberState]) -> int:
+              into: MutableMapping[str, MemberState], *, ledger: Mapping[str, int] | None = None) -> int:
     """Rebuild ``into`` from the list read back (paged, with memberships); returns members read.
 
     Refusals are kept from ``old`` (they concern contacts not on the list); every membership entry
-    comes from ActiveCampaign. Members without an email are ignored.
+    comes from ActiveCampaign. Members without an email are ignored. ``ledger`` (see
+    :func:`unsubscribe_ledger`) names unsubscribes another worker's run made.
     """
     now = int(time.time())
     for email, member in old.items():
@@ -104,7 +117,12 @@ def read_back(client: ActiveCampaignClient, list_id: str, old: Mapping[str, Memb
         if email is None:
             continue  # a list member without an email cannot be in any audience
         read += 1
-        entry = classify(membership, old.get(email), _opt_id(contact.get("id")), now)
+        known = old.get(email)
+        if ledger and membership_status(membership) == 2 and (known is None or known.status is not U):
+            at = ledger.get(email_key(email))
+            if at is not None:  # the sync unsubscribed them, on another worker
+                known = MemberState(known.fingerprint if known else "", U, known.contact_id if known else None, at)
+        entry = classify(membership, known, _opt_id(contact.get("id")), now)
         if entry is not None:
             into[email] = entry
     return read
@@ -150,5 +168,21 @@ def check_removals(client: ActiveCampaignClient, removals: Iterable[str],
 
 
 def ceil_now() -> int:
-    """Now, rounded up to the second: ActiveCampaign's ``udate`` has one-second resolution."""
+    """Now, rounded up to the second."""
     return math.ceil(time.time())
+
+
+def unsubscribe_stamp() -> int:
+    """The time recorded for an unsubscribe this sync just saw confirmed: now, rounded down.
+
+    ActiveCampaign's ``udate`` has one-second resolution. The sync's own change was processed before
+    this moment, so its ``udate`` is at most this second; :func:`wait_for_next_second` then makes
+    sure anyone else's change comes in a later second, so the consent rule can tell them apart.
+    """
+    return math.floor(time.time())
+
+
+def wait_for_next_second(sleep: Callable[[float], None] = time.sleep) -> None:
+    """Sleep to the next whole second (wall clock) after the last unsubscribe this run confirmed."""
+    now = time.time()
+    sleep(math.floor(now) + 1 - now + 0.01)

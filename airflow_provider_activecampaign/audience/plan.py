@@ -60,6 +60,9 @@ class SyncOptions:
     # The state generation published by the last committed run (from Airflow, seen by every worker);
     # a local copy with another generation is stale. None: nothing published (first run, no Airflow).
     published_generation: str | None = None
+    # {email key: when} of the sync's own unsubscribes, published with that generation (see
+    # membership.unsubscribe_ledger): lets a worker with a stale copy tell them from anyone else's.
+    published_unsubscribes: dict[str, int] | None = None
     # Refused contacts are offered again on this many later runs in a row; then only when their data
     # changes or on the next full read-back (see docs/ARCHITECTURE.md).
     max_refusal_attempts: int = 5

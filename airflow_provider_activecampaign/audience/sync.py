@@ -25,7 +25,15 @@ from typing import IO, Any, Literal
 
 from airflow_provider_activecampaign.audience.client import ActiveCampaignClient
 from airflow_provider_activecampaign.audience.consent import resubscribe_verdict
-from airflow_provider_activecampaign.audience.membership import ceil_now, check_removals, drift_reason, read_back
+from airflow_provider_activecampaign.audience.membership import (
+    ceil_now,
+    check_removals,
+    drift_reason,
+    read_back,
+    unsubscribe_ledger,
+    unsubscribe_stamp,
+    wait_for_next_second,
+)
 from airflow_provider_activecampaign.audience.pipeline import Batch, ImportPipeline, Journal, Member
 from airflow_provider_activecampaign.audience.plan import (
     AudiencePlan,
@@ -122,6 +130,7 @@ class AudienceSync:
         self._group: dict | None = None
         self._plan: AudiencePlan | None = None
         self._reoffered = 0
+        self.unsubscribes: dict[str, int] | None = None  # the ledger to publish after a commit
         self.journal = Journal(store if not options.dry_run else None, run_id)
         self.pipeline = ImportPipeline(client, self.journal, self._outcome, clock=clock, sleep=sleep,
                                        import_timeout=options.import_timeout, log=self.log,
@@ -226,7 +235,7 @@ class AudienceSync:
             return
         self.log.info("Reading list %s back from ActiveCampaign: %s.", self.list_id, reason)
         rebuilt: dict[str, MemberState] = {}
-        read_back(self.client, self.list_id, self._state, rebuilt)
+        read_back(self.client, self.list_id, self._state, rebuilt, ledger=opts.published_unsubscribes)
         if opts.full_refresh:  # resend every member's data; consent and refusal records stay
             rebuilt = {e: m._replace(fingerprint="") if m[1] is S else m for e, m in rebuilt.items()}
         self._state = rebuilt
@@ -419,6 +428,7 @@ class AudienceSync:
                 members.pop(email, None)
             self.store.compact(members, meta=self._meta(members))
             self.summary.state_generation = self.store.generation_id
+            self.unsubscribes = unsubscribe_ledger(members)
         return self.summary
 
     def _meta(self, members: Mapping[str, MemberState]) -> StateMeta:
@@ -528,6 +538,8 @@ class AudienceSync:
         payloads = ({"email": e, "unsubscribe": [{"listid": list_id}], "exclude_automations": exclude}
                     for e in send)
         self.pipeline.send(payloads, meta, kind="remove")
+        if self.summary.unsubscribed:
+            wait_for_next_second()  # see unsubscribe_stamp(): a later change by anyone else is told apart
 
     # ------------------------------------------------------------- outcomes
     def _outcome(self, batch: Batch, failed: set[str], failure_status: str) -> dict[str, MemberState]:
@@ -548,7 +560,8 @@ class AudienceSync:
                     self._reject(email, REFUSED_REASON)
                 continue
             if batch.kind == "remove":
-                entries[email] = MemberState(known.fingerprint if known else "", U, contact_id, now)
+                entries[email] = MemberState(known.fingerprint if known else "", U, contact_id,
+                                             unsubscribe_stamp())
                 s.unsubscribed += 1
             else:
                 entries[email] = MemberState(fp, S, contact_id)
@@ -596,8 +609,13 @@ class AudienceSync:
     def _write_rejects(self) -> None:
         if self.store is None or not self._rejects or self.summary.rejects_report:
             return
-        path = self.store.write_rejects(self.run_id, self._rejects)
-        self.summary.rejects_report = str(path)
+        path = str(self.store.write_rejects(self.run_id, self._rejects))
+        # A local report is named by its plain path, which a person can open (not "file:/...").
+        for prefix in ("file://", "file:"):
+            if path.startswith(prefix):
+                path = path[len(prefix):]
+                break
+        self.summary.rejects_report = path
 
     def finish(self) -> SyncSummary:
         """Write the rejects report, release the spool and total the requests and time."""

@@ -52,6 +52,9 @@ __all__ = [
 # next run on any worker: Airflow's metadata database is what every worker shares. (Airflow 3.3's
 # task_state_store is scoped to one task instance, so it cannot carry a value from run to run.)
 STATE_GENERATION_XCOM_KEY = "activecampaign_state_generation"
+# With it, the sync's own unsubscribes as {one-way email key: epoch seconds} (never an address): a
+# worker whose copy is stale still knows which unsubscribes the sync made and may undo.
+UNSUBSCRIBES_XCOM_KEY = "activecampaign_sync_unsubscribes"
 
 AUDIENCE_TEMPLATE_FIELDS: tuple[str, ...] = (
     "activecampaign_conn_id", "list_name", "group_name", "sql", "sql_conn_id", "parameters", "records",
@@ -325,7 +328,8 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
         hook = ActiveCampaignHook(activecampaign_conn_id=self.activecampaign_conn_id)
         options = self.sync_options(mode=self.mode, dry_run=self.dry_run, full_refresh=self.full_refresh,
                                     import_timeout=self.import_timeout, reconcile_every=self.reconcile_every,
-                                    published_generation=self.published_generation(context))
+                                    published_generation=self.published(context, STATE_GENERATION_XCOM_KEY),
+                                    published_unsubscribes=self.published(context, UNSUBSCRIBES_XCOM_KEY))
         engine = AudienceSync(hook, options, store=self.state_store(hook), run_id=self.run_key(context),
                               log=self.log)
         try:
@@ -343,23 +347,24 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
             self.publish_list(context, hook, engine.list_id)
             raise  # an import still processing: the retry resumes from the journal
         self.publish_list(context, hook, summary["list_id"])
-        if summary.get("state_generation") and not self.dry_run:
+        if engine.unsubscribes is not None and summary.get("state_generation"):
             context["ti"].xcom_push(key=STATE_GENERATION_XCOM_KEY, value=summary["state_generation"])
+            context["ti"].xcom_push(key=UNSUBSCRIBES_XCOM_KEY, value=engine.unsubscribes)
         self.log_summary(summary)
         return summary
 
     @staticmethod
-    def published_generation(context: Context) -> str | None:
-        """The state generation the last committed run of this task published (any worker, any run)."""
+    def published(context: Context, key: str) -> Any:
+        """What the last committed run of this task published under ``key`` (any worker, any run)."""
         ti = context["ti"]
         try:
-            value = ti.xcom_pull(task_ids=ti.task_id, key=STATE_GENERATION_XCOM_KEY, include_prior_dates=True)
+            value = ti.xcom_pull(task_ids=ti.task_id, key=key, include_prior_dates=True)
         except Exception as error:  # never fail a send over it: the count check still runs
-            ti.log.warning("Could not read the published state generation: %s", error)
+            ti.log.warning("Could not read %s published by earlier runs: %s", key, error)
             return None
         if isinstance(value, list):
             value = value[-1] if value else None
-        return str(value) if value else None
+        return value or None
 
 
 def _default_state_uri() -> str:
