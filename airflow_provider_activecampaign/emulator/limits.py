@@ -18,6 +18,9 @@ class EmulatorConfig:
 
     api_key: str = "emulator-api-key"
     user: str = "emulator"
+    # users/me's id: the same across resets, so a run can tell this account from another at the
+    # same URL (give each emulated account its own). A real account's first user is "1".
+    user_id: str = "1"
     # General limit: at most int(requests_per_second) requests in any sliding window of
     # ``rate_window`` seconds (1 s, as ActiveCampaign; tests may shorten it). None or 0 disables it.
     requests_per_second: float | None = 5
@@ -37,6 +40,7 @@ class EmulatorConfig:
         data = asdict(self)
         data.pop("api_key")
         return data
+
 
 class SlidingWindow:
     """At most ``limit`` acquisitions in any window of ``window`` seconds (a log of timestamps).
@@ -68,12 +72,14 @@ class SlidingWindow:
     def clear(self) -> None:
         self._times.clear()
 
+
 def window_params(per_second: float, window: float = 1.0) -> tuple[int, float]:
     """(capacity, window seconds) for a rate: ``int(per_second)`` per ``window`` seconds; below 1,
     one request per proportionally longer window (0.5 rps -> 1 per 2 s)."""
     if per_second >= 1:
         return int(per_second), window
     return 1, window / per_second
+
 
 def max_in_sliding_window(times: Iterable[float], window: float) -> int:
     """The most events found in any half-open interval [t, t + window): how rate limits are counted."""

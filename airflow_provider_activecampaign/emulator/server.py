@@ -27,9 +27,7 @@ def loopback_address(host: str) -> str:
     try:
         ip = ipaddress.ip_address(candidate)
     except ValueError:
-        raise ValueError(
-            f"the emulator binds loopback addresses only; {host!r} is not an IP address"
-        ) from None
+        raise ValueError(f"the emulator binds loopback addresses only; {host!r} is not an IP address") from None
     if not ip.is_loopback:
         raise ValueError(f"the emulator binds loopback addresses only (127.0.0.1 or ::1); refusing {host!r}")
     return str(ip)
@@ -56,6 +54,7 @@ class EmulatorServer:
         max_contacts_per_import: int = 250,
         max_import_bytes: int = 400_000,
         user: str = "emulator",
+        user_id: str = "1",
         host: str = "127.0.0.1",
         port: int = 0,
         log_level: str = "warning",
@@ -72,6 +71,7 @@ class EmulatorServer:
                 EmulatorConfig(
                     api_key=api_key,
                     user=user,
+                    user_id=user_id,
                     requests_per_second=requests_per_second,
                     retry_after=retry_after,
                     import_delay=import_delay,
