@@ -74,7 +74,40 @@ def sync(database: str, query: str, connection: str, state_dir: str, list_name: 
             "seconds": ended - started, "summary": summary}
 
 
-CASES = {"sync": sync}
+def seed_state(database: str, query: str, connection: str, state_dir: str, list_name: str) -> dict[str, Any]:
+    """Write the state a full send of ``query`` would leave (every row subscribed, fingerprinted by the
+    engine's own functions), verified against the emulator's list, without sending anything."""
+    os.environ["AIRFLOW_CONN_" + CONN_ID.upper()] = connection
+    import datetime as dt
+
+    from airflow_provider_activecampaign.audience import state as state_module
+    from airflow_provider_activecampaign.audience.records import InvalidRow, RowMapper, fingerprint
+    from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
+
+    hook = ActiveCampaignHook(activecampaign_conn_id=CONN_ID)
+    found = hook.find_list_by_name(list_name)
+    assert found is not None, "seed the emulator's list first"
+    columns, rows = sqlite_rows(database, query)
+    mapper = RowMapper(columns)
+    subscribed = state_module.MemberStatus.SUBSCRIBED
+    members: dict[str, Any] = {}
+    for number, row in enumerate(rows, start=1):
+        record = mapper.map_record(row, number)
+        if type(record) is not InvalidRow:
+            members[record[0]] = state_module.MemberState(fingerprint(record), subscribed)
+    store = _store(hook, state_dir, list_name)
+    meta_type = getattr(state_module, "StateMeta", None)
+    if meta_type is None:  # the v0.1 state had no header to verify
+        store.compact(members)
+    else:
+        meta = meta_type(api_url=hook.api_url, user_id=str(hook.get_current_user()["id"]), list_id=str(found["id"]),
+                         list_name=list_name, active=len(members), unsubscribed=0,
+                         reconciled_at=dt.datetime.now(dt.timezone.utc).isoformat())
+        store.compact(members, meta=meta)
+    return {"members": len(members)}
+
+
+CASES = {"sync": sync, "seed_state": seed_state}
 
 if __name__ == "__main__":
     name, arguments = sys.argv[1], json.loads(sys.argv[2])

@@ -114,6 +114,20 @@ def emulator(*, raised: bool = False) -> Iterator[Any]:
         yield server
 
 
+def seed_list(server: Any, database: str, query: str, list_name: str) -> int:
+    """Make every row of ``query`` an active member of a new list, straight in the emulator's memory
+    (sending 1,000,000 contacts over HTTP would take the emulator ~10 minutes). Returns the members."""
+    account = server.account
+    list_id = account.add_list(list_name).id
+    account.add_field("Plan", "PLAN")
+    with sqlite3.connect(database) as db:
+        count = 0
+        for (email,) in db.execute(f"SELECT email FROM ({query})"):
+            account.subscribe(email, list_id)
+            count += 1
+    return count
+
+
 def real_limits(server: Any) -> None:
     """Put the real limits back after seeding (fresh limiter windows: nothing counted yet)."""
     server.account.configure(requests_per_second=REQUESTS_PER_SECOND,
