@@ -68,6 +68,18 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "ActiveCampaign",
+                "python-modules": ["airflow_provider_activecampaign.sensors.list"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "ActiveCampaign",
+                "python-modules": ["airflow_provider_activecampaign.triggers.list"],
+            }
+        ],
         "transfers": [
             {
                 "source-integration-name": "ActiveCampaign",
