@@ -60,7 +60,30 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "ActiveCampaign",
-                "python-modules": ["airflow_provider_activecampaign.operators.activecampaign"],
+                "python-modules": [
+                    "airflow_provider_activecampaign.operators.connection",
+                    "airflow_provider_activecampaign.operators.audience",
+                    "airflow_provider_activecampaign.operators.list_sync",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "ActiveCampaign",
+                "python-modules": ["airflow_provider_activecampaign.sensors.list"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "ActiveCampaign",
+                "python-modules": ["airflow_provider_activecampaign.triggers.list"],
+            }
+        ],
+        "transfers": [
+            {
+                "source-integration-name": "ActiveCampaign",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_activecampaign.operators.unsubscribes",
             }
         ],
         "connection-types": [
@@ -79,5 +102,5 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": CONNECTION_OPTIONS,
             }
         ],
-        "extra-links": ["airflow_provider_activecampaign.operators.activecampaign.ActiveCampaignListLink"],
+        "extra-links": ["airflow_provider_activecampaign.links.ActiveCampaignListLink"],
     }

@@ -20,10 +20,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param
 
-from airflow_provider_activecampaign.operators.activecampaign import (
-    ActiveCampaignAudienceSendOperator,
-    ActiveCampaignTestConnectionOperator,
-)
+from airflow_provider_activecampaign.operators.audience import ActiveCampaignAudienceSendOperator
+from airflow_provider_activecampaign.operators.connection import ActiveCampaignTestConnectionOperator
 
 ACTIVECAMPAIGN_POOL = "activecampaign_default"
 ACTIVECAMPAIGN_LIST = Asset(name="activecampaign_vip_customers",
@@ -41,7 +39,7 @@ with DAG(
         "activecampaign_conn_id": Param("activecampaign_default", type="string"),
         "warehouse_conn_id": Param("audience_warehouse", type="string"),
         "list_name": Param("VIP customers", type="string"),
-        "group_name": Param("Admins", type="string"),
+        "group_name": Param("Admin", type="string"),
         "state_uri": Param("", type="string", description="Run state folder; empty = AIRFLOW_HOME"),
     },
     access_control={"Admin": {"DAGs": {"can_read", "can_edit"}}},
@@ -56,7 +54,7 @@ with DAG(
     send_audience = ActiveCampaignAudienceSendOperator(
         task_id="send_audience",
         activecampaign_conn_id="{{ params.activecampaign_conn_id }}",
-        source_conn_id="{{ params.warehouse_conn_id }}",
+        sql_conn_id="{{ params.warehouse_conn_id }}",
         sql="sql/audience.sql",
         list_name="{{ params.list_name }}",
         group_name="{{ params.group_name }}",

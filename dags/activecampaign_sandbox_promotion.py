@@ -23,17 +23,16 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_activecampaign.operators.activecampaign import (
-    ActiveCampaignAudienceSendOperator,
-    ActiveCampaignListSyncOperator,
-    ActiveCampaignTestConnectionOperator,
-)
+from airflow_provider_activecampaign.operators.audience import ActiveCampaignAudienceSendOperator
+from airflow_provider_activecampaign.operators.connection import ActiveCampaignTestConnectionOperator
+from airflow_provider_activecampaign.operators.list_sync import ActiveCampaignListSyncOperator
+from airflow_provider_activecampaign.sensors.list import ActiveCampaignListSensor
 
 AUDIENCE_SQL = "sql/audience.sql"
 SANDBOX = "{{ params.sandbox_conn_id }}"
 PRODUCTION = "{{ params.production_conn_id }}"
 COMMON = {
-    "source_conn_id": "{{ params.warehouse_conn_id }}",
+    "sql_conn_id": "{{ params.warehouse_conn_id }}",
     "list_name": "{{ params.list_name }}",
     "group_name": "{{ params.group_name }}",
     "state_uri": "{{ params.state_uri or '' }}",
@@ -52,7 +51,7 @@ with DAG(
         "production_conn_id": Param("activecampaign_default", type="string"),
         "warehouse_conn_id": Param("audience_warehouse", type="string"),
         "list_name": Param("VIP customers", type="string"),
-        "group_name": Param("Admins", type="string"),
+        "group_name": Param("Admin", type="string"),
         "sample_size": Param(50, type="integer", minimum=10, maximum=100),
         "state_uri": Param("", type="string"),
         "approve": Param(None, type=["null", "boolean"],
@@ -81,10 +80,12 @@ with DAG(
         task_id="send_sample_to_sandbox", activecampaign_conn_id=SANDBOX, sql=AUDIENCE_SQL,
         sample_size="{{ params.sample_size }}", mode="mirror", pool="activecampaign_sandbox", **COMMON,
     )
-    verify_sandbox = ActiveCampaignListSyncOperator(
+    # A sensor: ActiveCampaign may take a while to show what it accepted. Rescheduled between
+    # checks, it holds no worker or pool slot while it waits.
+    verify_sandbox = ActiveCampaignListSensor(
         task_id="verify_sandbox", activecampaign_conn_id=SANDBOX, sql=AUDIENCE_SQL,
-        sample_size="{{ params.sample_size }}", verify_only=True, tolerance=0.0,
-        timeout=timedelta(minutes=30), poke_interval=timedelta(seconds=30),
+        sample_size="{{ params.sample_size }}", tolerance=0.0, mode="reschedule",
+        timeout=timedelta(minutes=30), poke_interval=timedelta(seconds=30), exponential_backoff=True,
         pool="activecampaign_sandbox", **COMMON,
     )
 

@@ -12,42 +12,60 @@ Needs the ``emulator`` extra (fastapi, uvicorn).
 
 from __future__ import annotations
 
+from airflow_provider_activecampaign.emulator.account import Account
 from airflow_provider_activecampaign.emulator.app import create_app
+from airflow_provider_activecampaign.emulator.errors import ApiError
 from airflow_provider_activecampaign.emulator.faults import Fault, FaultInjector
-from airflow_provider_activecampaign.emulator.server import EmulatorServer, loopback_address
-from airflow_provider_activecampaign.emulator.store import (
+from airflow_provider_activecampaign.emulator.limits import EmulatorConfig
+from airflow_provider_activecampaign.emulator.records import (
     ACTIVE,
+    BOUNCED,
+    BY_ADMIN,
+    BY_BOUNCE,
     BY_CONTACT,
     BY_CONTACT_LISTS,
+    BY_FORM,
+    BY_SEED,
+    UNCONFIRMED,
     UNSUBSCRIBED,
-    Account,
-    ApiError,
     Contact,
-    EmulatorConfig,
+    Exclusion,
     ImportBatch,
     MailingList,
     Membership,
+    MembershipChange,
     RequestRecord,
+    by_automation,
     by_import,
-    email_format_problem,
 )
+from airflow_provider_activecampaign.emulator.rules import email_format_problem
+from airflow_provider_activecampaign.emulator.server import EmulatorServer, loopback_address
 
 __all__ = [
     "ACTIVE",
+    "BOUNCED",
+    "BY_ADMIN",
+    "BY_BOUNCE",
     "BY_CONTACT",
     "BY_CONTACT_LISTS",
+    "BY_FORM",
+    "BY_SEED",
+    "UNCONFIRMED",
     "UNSUBSCRIBED",
     "Account",
     "ApiError",
     "Contact",
     "EmulatorConfig",
     "EmulatorServer",
+    "Exclusion",
     "Fault",
     "FaultInjector",
     "ImportBatch",
     "MailingList",
     "Membership",
+    "MembershipChange",
     "RequestRecord",
+    "by_automation",
     "by_import",
     "create_app",
     "email_format_problem",

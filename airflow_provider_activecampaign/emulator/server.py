@@ -11,9 +11,10 @@ from typing import Any
 
 import uvicorn
 
+from airflow_provider_activecampaign.emulator.account import Account
 from airflow_provider_activecampaign.emulator.app import create_app
 from airflow_provider_activecampaign.emulator.faults import Fault, FaultInjector
-from airflow_provider_activecampaign.emulator.store import Account, EmulatorConfig
+from airflow_provider_activecampaign.emulator.limits import EmulatorConfig
 
 
 def loopback_address(host: str) -> str:
@@ -26,9 +27,7 @@ def loopback_address(host: str) -> str:
     try:
         ip = ipaddress.ip_address(candidate)
     except ValueError:
-        raise ValueError(
-            f"the emulator binds loopback addresses only; {host!r} is not an IP address"
-        ) from None
+        raise ValueError(f"the emulator binds loopback addresses only; {host!r} is not an IP address") from None
     if not ip.is_loopback:
         raise ValueError(f"the emulator binds loopback addresses only (127.0.0.1 or ::1); refusing {host!r}")
     return str(ip)

@@ -13,6 +13,7 @@ here, where earlier releases defined them.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -60,7 +61,7 @@ from airflow_provider_activecampaign.importer import (
     encode_body,
     split_import_batches,
 )
-from airflow_provider_activecampaign.masking import mask_email, mask_emails
+from airflow_provider_activecampaign.masking import EmailMaskingFilter, mask_email, mask_emails
 
 JSONDict = dict[str, Any]
 
@@ -76,6 +77,16 @@ USER_AGENT = f"airflow-provider-activecampaign/{__version__} (+requests/{request
 _RETRY_SERVER_STATUSES = frozenset({500, 502, 504})
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _BULK_IMPORT_ENDPOINT = "import/bulk_import"
+
+
+_URLLIB3_LOGGER = "urllib3.connectionpool"  # its DEBUG lines carry full URLs, query strings included
+
+
+def _mask_transport_logs() -> None:
+    """Mask emails in urllib3's request lines (``GET /api/3/contacts?email=…``), once per process."""
+    logger = logging.getLogger(_URLLIB3_LOGGER)
+    if not any(isinstance(f, EmailMaskingFilter) for f in logger.filters):
+        logger.addFilter(EmailMaskingFilter())
 
 
 def endpoint_key(method: str, endpoint: str) -> str:
@@ -190,6 +201,7 @@ class ActiveCampaignHook(ActiveCampaignResources, BaseHook):
     def get_conn(self) -> requests.Session:
         """One ``requests.Session`` per hook (connection pooling), carrying the auth headers."""
         if self._session is None:
+            _mask_transport_logs()
             settings = self.settings
             if not settings.api_key:
                 raise ActiveCampaignConfigurationError(
@@ -233,11 +245,12 @@ class ActiveCampaignHook(ActiveCampaignResources, BaseHook):
         return get_limiter(self.api_url, "requests", self.settings.requests_per_second, 1.0, self.clock)
 
     def _bulk_limiter(self, contacts: int) -> SpacingLimiter:
+        """The importer's per-minute budget: a sliding window (no spacing), single-contact apart."""
         if contacts == 1:
             return get_limiter(self.api_url, "single_imports", self.settings.single_imports_per_minute,
-                               60.0, self.clock)
+                               60.0, self.clock, spaced=False)
         return get_limiter(self.api_url, "bulk_imports", self.settings.bulk_imports_per_minute, 60.0,
-                           self.clock)
+                           self.clock, spaced=False)
 
     def _backoff(self, attempt: int) -> float:
         """Capped exponential backoff with full jitter (attempt 1 -> up to 1 s, then 2, 4 … 30)."""
@@ -361,8 +374,14 @@ class ActiveCampaignHook(ActiveCampaignResources, BaseHook):
 
     # ---- connection test ---------------------------------------------------------------------------
 
-    def test_connection(self) -> tuple[bool, str]:
-        """Exactly one ``GET users/me``, no retries, short timeout. Never raises."""
+    def test_connection(self, *, retry_transient: bool = False) -> tuple[bool, str]:
+        """``GET users/me`` and a plain verdict. Never raises.
+
+        :param retry_transient: retry what passes (429/503 with Retry-After, other 5xx, dropped
+            connections and timeouts) with the hook's usual bounded policy and timeouts, as any other
+            call does; for a task, where a busy shared account must not fail the run. False (the UI's
+            Test button, ``airflow connections test``): exactly one request, short timeout, no retry.
+        """
         try:
             api_url = self.api_url
         except ActiveCampaignError as exc:
@@ -373,7 +392,8 @@ class ActiveCampaignHook(ActiveCampaignResources, BaseHook):
         not_an_api = (f"the URL {api_url} does not answer like an ActiveCampaign API; copy the API URL "
                       "from Settings > Developer")
         try:
-            body = self._request("GET", "users/me", max_attempts=1, timeout=TEST_CONNECTION_TIMEOUT)
+            body = (self._request("GET", "users/me") if retry_transient
+                    else self._request("GET", "users/me", max_attempts=1, timeout=TEST_CONNECTION_TIMEOUT))
         except ActiveCampaignAccountBlockedError as exc:
             return False, f"account blocked: ActiveCampaign answered HTTP 402 ({exc.api_message})"
         except ActiveCampaignAuthError as exc:
@@ -384,7 +404,8 @@ class ActiveCampaignHook(ActiveCampaignResources, BaseHook):
         except ActiveCampaignConnectionError as exc:
             return False, str(exc).split(": ", 1)[-1]  # "cannot reach host …: reason"
         except ActiveCampaignRateLimitError as exc:
-            return False, f"rate limited by ActiveCampaign (HTTP {exc.status}); try again in a minute"
+            tried = " and kept answering so through the retries" if retry_transient else ""
+            return False, f"rate limited by ActiveCampaign (HTTP {exc.status}){tried}; try again in a minute"
         except ActiveCampaignServerError as exc:
             return False, f"ActiveCampaign server error at {api_url} (HTTP {exc.status}: {exc.api_message})"
         except ActiveCampaignError as exc:

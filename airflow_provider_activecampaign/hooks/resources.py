@@ -11,15 +11,17 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from airflow_provider_activecampaign.exceptions import (
     ActiveCampaignError,
+    ActiveCampaignNotFoundError,
     ActiveCampaignUnexpectedAnswerError,
     ActiveCampaignValidationError,
 )
 from airflow_provider_activecampaign.hooks.settings import API_PREFIX
+from airflow_provider_activecampaign.masking import mask_emails
 
 __all__ = ["PAGE_SIZE", "ActiveCampaignResources", "derive_stringid"]
 
@@ -101,6 +103,12 @@ class ActiveCampaignResources:
 
         The docs recommend this over ``offset`` for big accounts. Raises if the cursor doesn't advance.
         """
+        for body in self._iter_contact_pages(params, page_size=page_size):
+            yield from body.get("contacts") or []
+
+    def _iter_contact_pages(self, params: Mapping[str, Any] | None = None, *,
+                            page_size: int = PAGE_SIZE) -> Iterator[JSONDict]:
+        """The answers of ``GET contacts`` paged by id, whole (side-loaded records included)."""
         page_size = max(1, min(int(page_size), PAGE_SIZE))
         query: dict[str, Any] = {k: v for k, v in (params or {}).items() if k not in ("offset", "limit")}
         last_id = _int_or_none(query.pop("id_greater", None))
@@ -110,13 +118,14 @@ class ActiveCampaignResources:
                 page["id_greater"] = last_id
             body = self.request("GET", "contacts", params=page)
             contacts = body.get("contacts") or []
-            ids = [_int_or_none(c.get("id")) for c in contacts]
-            if any(i is None for i in ids) or (last_id is not None and ids and min(ids) <= last_id):
+            maybe_ids = [_int_or_none(c.get("id")) for c in contacts]
+            ids = [i for i in maybe_ids if i is not None]
+            if len(ids) < len(maybe_ids) or (last_id is not None and ids and min(ids) <= last_id):
                 raise ActiveCampaignUnexpectedAnswerError(
                     f"ActiveCampaign GET {API_PREFIX}/contacts paging by id did not advance past id "
                     f"{last_id} (the server ignored `id_greater` or returned contacts without ids); stopped",
                     method="GET", path="contacts")
-            yield from contacts
+            yield body
             total = _int_or_none((body.get("meta") or {}).get("total"))
             if len(contacts) < page_size or (total is not None and total <= len(contacts)):
                 return
@@ -125,6 +134,71 @@ class ActiveCampaignResources:
     def iter_list_contacts(self, list_id: Any, status: int | None = 1) -> Iterator[JSONDict]:
         """Contacts of a list with a given status (1 active, 2 unsubscribed, …; None for any)."""
         return self.iter_contacts({"listid": list_id, "status": status})
+
+    def iter_list_memberships(self, list_id: Any, *, status: int | None = None,
+                              page_size: int = PAGE_SIZE) -> Iterator[tuple[JSONDict, JSONDict | None]]:
+        """Every contact of a list with its membership of THIS list: ``(contact, contactList or None)``.
+
+        ``GET contacts?listid=ID[&status=S]&include=contactLists``, paged by id. The side-load carries
+        each contact's memberships of every list; only the record for ``list_id`` is paired (None when
+        the answer has none for a contact, e.g. a server that ignores ``include``).
+        """
+        wanted = str(list_id)
+        params: dict[str, Any] = {"listid": list_id, "include": "contactLists"}
+        if status is not None:
+            params["status"] = int(status)
+        for body in self._iter_contact_pages(params, page_size=page_size):
+            memberships: dict[str, JSONDict] = {}
+            records = [r for r in body.get("contactLists") or [] if isinstance(r, dict)]
+            for contact in body.get("contacts") or []:  # some answers embed the records in the contact
+                records.extend(r for r in contact.get("contactLists") or [] if isinstance(r, dict))
+            for record in records:
+                if str(record.get("list")) == wanted and record.get("contact") is not None:
+                    memberships.setdefault(str(record["contact"]), record)
+            for contact in body.get("contacts") or []:
+                yield contact, memberships.get(str(contact.get("id")))
+
+    def count_list_contacts(self, list_id: Any, status: int) -> int:
+        """How many contacts of a list have ``status``, in ONE request: ``limit=1`` and ``meta.total``.
+
+        Raises when the answer has no readable total, or its ``page_input`` shows the list filter was not
+        applied: a drift check must never count the wrong thing.
+        """
+        params = {"listid": list_id, "status": int(status), "limit": 1}
+        body = self.request("GET", "contacts", params=params)
+        meta = body.get("meta") or {}
+        total = _int_or_none(meta.get("total"))
+        applied = (meta.get("page_input") or {}).get("listid") if isinstance(meta, dict) else None
+        if total is None or (applied is not None and str(applied) != str(list_id)):
+            raise ActiveCampaignUnexpectedAnswerError(
+                f"ActiveCampaign GET {API_PREFIX}/{self._display_path('contacts', params)} answered without "
+                f"a usable count (meta.total {meta.get('total')!r}, list filter applied: {applied!r})",
+                method="GET", path="contacts", status=200)
+        return total
+
+    def get_contact_membership(self, contact_id: Any, list_id: Any) -> JSONDict | None:
+        """The contact's ``contactList`` record for ``list_id`` (status, sdate, udate, unsubreason …), or
+        None when they have none, or the contact no longer exists."""
+        try:
+            memberships = self.get_contact_lists(contact_id)
+        except ActiveCampaignNotFoundError:
+            return None
+        wanted = str(list_id)
+        return next((m for m in memberships if str(m.get("list")) == wanted), None)
+
+    def get_list(self, list_id: Any) -> JSONDict | None:
+        """``GET lists/{id}`` -> the list, or None when there is no list with that id (404, or the 403
+        "No Result found" the API sometimes answers for a missing id)."""
+        try:
+            body = self.request("GET", f"lists/{list_id}")
+        except ActiveCampaignNotFoundError:
+            return None
+        found = body.get("list")
+        return found if isinstance(found, dict) else None
+
+    def delete_list(self, list_id: Any) -> None:
+        """``DELETE lists/{id}`` (its memberships go with it; the contacts stay)."""
+        self.request("DELETE", f"lists/{list_id}")
 
     def find_list_by_name(self, name: str) -> JSONDict | None:
         """The list named exactly ``name`` (``filters[name]`` may match partially; compared here)."""
@@ -150,9 +224,18 @@ class ActiveCampaignResources:
                 existing = None
             if existing is None:
                 raise
-            self.log.info("Creating list %r was refused (HTTP %s) but it exists (id %s); using it.",
-                          name, exc.status, existing.get("id"))
+            self.log.info("Creating list %s was refused (HTTP %s) but it exists (id %s); using it.",
+                          mask_emails(repr(name)), exc.status, existing.get("id"))
             return existing
+
+    def get_group_limits(self) -> list[JSONDict]:
+        """``GET groupLimits``: each user group's ``limitContact``, ``limitList`` … ("0" means none)."""
+        return list(self.iter_collection("groupLimits", "groupLimits"))
+
+    def iter_exclusions(self) -> Iterator[JSONDict]:
+        """The account's exclusion list (``GET lists/exclusions``): ``matchPhrase``, ``matchType``
+        (exact, begin, end), ``channel``, ``lists``. Matching emails are never subscribed."""
+        return self.iter_collection("lists/exclusions", "exclusions")
 
     def find_user_group(self, name: str) -> JSONDict | None:
         """The user group titled exactly ``name``."""
@@ -198,8 +281,10 @@ class ActiveCampaignResources:
         """Every contact custom field, keyed by upper-cased perstag."""
         return {str(f.get("perstag") or "").upper(): f for f in self.iter_collection("fields", "fields")}
 
-    def create_custom_field(self, title: str, *, perstag: str, field_type: str = "text") -> JSONDict:
-        """``POST fields`` then ``POST fieldRels`` with relid 0 (else the field is hidden in the UI)."""
+    def create_custom_field(self, title: str, *, perstag: str, field_type: str = "text",
+                            options: Iterable[str] = ()) -> JSONDict:
+        """``POST fields`` then ``POST fieldRels`` with relid 0 (else the field is hidden in the UI), then
+        the ``options`` of a dropdown, radio, checkbox or listbox field (``POST fieldOption/bulk``)."""
         body = self.request("POST", "fields", json={
             "field": {"type": field_type, "title": title, "perstag": perstag, "visible": 1}})
         created = body.get("field")
@@ -213,7 +298,26 @@ class ActiveCampaignResources:
                 f"ActiveCampaign POST {API_PREFIX}/fields answered without the created field", method="POST",
                 path="fields", status=200)
         self.request("POST", "fieldRels", json={"fieldRel": {"field": _as_id(created["id"]), "relid": 0}})
+        options = list(options)
+        if options:
+            self.create_field_options(created["id"], options)
         return created
+
+    def get_field_options(self, field_id: Any) -> list[JSONDict]:
+        """The options of a custom field (``GET fields/{id}`` side-loads them as ``fieldOptions``)."""
+        body = self.request("GET", f"fields/{field_id}")
+        wanted = str(field_id)
+        return [o for o in body.get("fieldOptions") or []
+                if isinstance(o, dict) and str(o.get("field", wanted)) == wanted]
+
+    def create_field_options(self, field_id: Any, options: list[str]) -> list[JSONDict]:
+        """``POST fieldOption/bulk``: one option per value (label = value), in the given order."""
+        if not options:
+            return []
+        body = self.request("POST", "fieldOption/bulk", json={"fieldOptions": [
+            {"field": _as_id(field_id), "value": value, "label": value, "orderid": order, "isdefault": False}
+            for order, value in enumerate(options, start=1)]})
+        return [o for o in body.get("fieldOptions") or [] if isinstance(o, dict)]
 
     def find_tag(self, name: str) -> JSONDict | None:
         """The tag named ``name``, case-insensitively (tag names are unique that way; ``search`` is a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
@@ -22,3 +23,24 @@ class Api:
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.session.post(f"{self.base}/{path}", timeout=5, **kwargs)
+
+
+def wait_completed(api: Api, batch_id: str, timeout: float = 3.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = api.get("import/info", params={"batchId": batch_id}).json()
+        if body["status"] == "completed" or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)
+
+
+def make_list(api: Api, name: str = "Audience", stringid: str | None = None) -> str:
+    body = {
+        "name": name,
+        "stringid": stringid or name.lower(),
+        "sender_url": "https://x.io",
+        "sender_reminder": "r",
+    }
+    resp = api.post("lists", json={"list": body})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["list"]["id"]

@@ -31,7 +31,7 @@ from airflow_provider_activecampaign.emulator import (
     email_format_problem,
 )
 from airflow_provider_activecampaign.emulator.__main__ import main as cli_main
-from tests.emulator.client import API_KEY, Api
+from tests.emulator.client import API_KEY, Api, make_list, wait_completed
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -40,27 +40,6 @@ def people(n: int, start: int = 0, **extra: Any) -> list[dict[str, Any]]:
     return [
         {"email": f"person{i}@example.com", "first_name": f"P{i}", **extra} for i in range(start, start + n)
     ]
-
-
-def wait_completed(api: Api, batch_id: str, timeout: float = 3.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        body = api.get("import/info", params={"batchId": batch_id}).json()
-        if body["status"] == "completed" or time.monotonic() > deadline:
-            return body
-        time.sleep(0.05)
-
-
-def make_list(api: Api, name: str = "Audience", stringid: str | None = None) -> str:
-    body = {
-        "name": name,
-        "stringid": stringid or name.lower(),
-        "sender_url": "https://x.io",
-        "sender_reminder": "r",
-    }
-    resp = api.post("lists", json={"list": body})
-    assert resp.status_code == 200, resp.text
-    return resp.json()["list"]["id"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -579,7 +558,7 @@ def test_lists_create_validate_filter_and_get(api: Api) -> None:
 def test_groups_and_list_groups(api: Api, emulator: EmulatorServer) -> None:
     emulator.account.add_group("Marketing")
     groups = api.get("groups").json()
-    assert [(g["id"], g["title"]) for g in groups["groups"]] == [("1", "Admins"), ("2", "Marketing")]
+    assert [(g["id"], g["title"]) for g in groups["groups"]] == [("1", "Admin"), ("2", "Marketing")]
     assert groups["meta"]["total"] == "2"
     list_id = make_list(api)
     resp = api.post("listGroups", json={"listGroup": {"listid": int(list_id), "groupid": 2}})
@@ -754,7 +733,7 @@ def test_admin_api_drives_and_inspects_the_account(api: Api, emulator: EmulatorS
 
     state = requests.get(admin + "/state", timeout=5).json()
     assert state["summary"]["lists"] == 1 and state["summary"]["memberships"] == {"unsubscribed": 1}
-    assert [g["title"] for g in state["groups"]] == ["Admins", "Marketing"]
+    assert [g["title"] for g in state["groups"]] == ["Admin", "Marketing"]
     assert state["contacts"][0]["lists"][list_id]["status"] == 2
     assert state["contacts"][0]["lists"][list_id]["changed_by"] == BY_CONTACT
     assert state["requests"]["by_endpoint"]["GET users/me"] == 3
@@ -768,7 +747,7 @@ def test_admin_api_drives_and_inspects_the_account(api: Api, emulator: EmulatorS
     assert (
         state["lists"] == []
         and state["contacts"] == []
-        and [g["title"] for g in state["groups"]] == ["Admins"]
+        and [g["title"] for g in state["groups"]] == ["Admin"]
     )
 
 

@@ -27,7 +27,7 @@ def run(state_dir: Path, rows: list, *, run_id: str = "run", hook: ActiveCampaig
         **options: object):
     hook = hook or ActiveCampaignHook()
     store = StateStore(state_dir, account_key=hook.host, list_key="Customers")
-    engine = AudienceSync(hook, SyncOptions(list_name="Customers", group_name="Admins", **options),
+    engine = AudienceSync(hook, SyncOptions(list_name="Customers", group_name="Admin", **options),
                           store=store, run_id=run_id)
     return engine.run(COLUMNS, rows)
 
@@ -43,7 +43,7 @@ def test_first_send_creates_list_fields_and_members(ac_default: EmulatorServer, 
     account = ac_default.account
     lid = list_id(ac_default)
     assert account.list_members(lid) == {f"person.{i}@example.com" for i in range(40)}
-    assert account.list_group_ids(lid) == {"1"}  # tied to the "Admins" user group
+    assert account.list_group_ids(lid) == {"1"}  # tied to the "Admin" user group
     assert account.field_values("person.3@example.com")["PLAN"] == "pro"
     assert summary.added == 40 and summary.invalid == 1 and summary.duplicates == 1
     assert summary.list_created and summary.list_id == lid

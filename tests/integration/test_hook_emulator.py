@@ -90,7 +90,7 @@ def test_every_call_survives_429_503_bursts_and_dropped_connections(
     production.fail_next(2, status=502)  # HTML body, as Cloudflare sends
     assert hook.get_custom_fields() == {}
     production.drop_next(2)
-    assert hook.find_user_group("Admins")["title"] == "Admins"
+    assert hook.find_user_group("Admin")["title"] == "Admin"
     assert hook.request_counts["GET users/me"] == 4 and hook.request_counts["GET groups"] >= 3
 
 
@@ -110,3 +110,101 @@ def test_the_api_key_never_reaches_logs_or_errors(monkeypatch: pytest.MonkeyPatc
     out = capsys.readouterr()
     everything = caplog.text + out.out + out.err + str(failure.value) + json.dumps(hook.request_counts)
     assert PRODUCTION_KEY not in everything and "another-secret-key-42" not in everything
+
+
+class _WouldWait(Exception):
+    pass
+
+
+def _refuse_to_wait(seconds: float) -> None:
+    raise _WouldWait(seconds)
+
+
+def test_a_burst_of_100_imports_goes_at_the_requests_pace_and_the_101st_would_wait(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ActiveCampaign's limits (100 imports/minute) at a raised requests budget (20/s) so the test is
+    quick: the 100 imports arrive within seconds, none refused, and the window is then full."""
+    with EmulatorServer(api_key=PRODUCTION_KEY, requests_per_second=20, import_delay=0.1) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_AC_BURST", connection_json(server.url, PRODUCTION_KEY,
+                                                                    requests_per_second=20))
+        hook = ActiveCampaignHook(activecampaign_conn_id="ac_burst")
+        started = time.monotonic()
+        for i in range(100):
+            hook.bulk_import([{"email": f"burst{i}a@example.com"}, {"email": f"burst{i}b@example.com"}])
+        elapsed = time.monotonic() - started
+        imports = server.account.requests(endpoint="POST import/bulk_import")
+        assert len(imports) == 100 and all(r.status == 200 for r in imports)  # no 400 "Rate limit exceeded."
+        assert server.account.peak_rate(60.0, imports) == 100
+        assert imports[-1].time - imports[0].time < 60  # a burst, not 0.6 s apart (that would be 59.4 s)
+        # A second hook in the same process (the next task run) shares the full window: it would wait.
+        later_run = ActiveCampaignHook(activecampaign_conn_id="ac_burst")
+        with pytest.raises(_WouldWait) as waited:
+            later_run._bulk_limiter(2).acquire(_refuse_to_wait)
+        assert float(waited.value.args[0]) > 0
+        print(f"100 imports in {elapsed:.1f}s against the emulator at 20 requests/s, no 400")
+
+
+def test_the_test_connection_operator_succeeds_through_a_burst_of_two_429s(
+        monkeypatch: pytest.MonkeyPatch, production: EmulatorServer) -> None:
+    from airflow_provider_activecampaign.operators.connection import ActiveCampaignTestConnectionOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_AC_BUSY", connection_json(production.url, PRODUCTION_KEY))
+    production.account.clear_requests()
+    production.throttle_next(2, retry_after=0.2)
+    facts = ActiveCampaignTestConnectionOperator(task_id="check", activecampaign_conn_id="ac_busy").execute(
+        context={})
+    assert facts["username"] == "emulator" and facts["api_url"] == production.url
+    assert [r.status for r in production.account.requests(endpoint="GET users/me")] == [429, 429, 200]
+
+    # The UI's Test button (the hook's default) stays one quick call and reports the 429.
+    production.throttle_next(1, retry_after=0.2)
+    ok, message = ActiveCampaignHook(activecampaign_conn_id="ac_busy").test_connection()
+    assert not ok and "rate limited" in message
+
+
+def test_reading_a_list_back_with_memberships_and_counts(monkeypatch: pytest.MonkeyPatch,
+                                                         production: EmulatorServer) -> None:
+    """The drift check and the read-back against the emulator: counts in one request each, every member
+    paired with its membership of THIS list (not of another list the contact is also on)."""
+    hook = use(monkeypatch, "ac_readback", production.url)
+    account = production.account
+    target = hook.create_list("Read back", sender_url="https://example.com", sender_reminder="You signed up.")
+    other = hook.create_list("Other list", sender_url="https://example.com", sender_reminder="You signed up.")
+    for i in range(130):
+        account.subscribe(f"member{i}@example.com", target["id"])
+        account.subscribe(f"member{i}@example.com", other["id"])
+    account.unsubscribe_by_contact("member7@example.com", target["id"], reason="too many emails")
+    account.unsubscribe_by_admin("member8@example.com", target["id"])
+    account.unsubscribe_by_contact("member9@example.com", other["id"])  # another list: still active here
+
+    hook.request_counts.clear()
+    assert hook.count_list_contacts(target["id"], 1) == 128
+    assert hook.count_list_contacts(target["id"], 2) == 2
+    assert hook.request_counts["GET contacts"] == 2
+
+    pairs = list(hook.iter_list_memberships(target["id"]))
+    assert len(pairs) == 130 and all(m is not None and str(m["list"]) == str(target["id"]) for _, m in pairs)
+    status = {c["email"]: str(m["status"]) for c, m in pairs if m is not None}
+    assert status["member7@example.com"] == status["member8@example.com"] == "2"
+    assert status["member9@example.com"] == "1"
+    reason = {c["email"]: m.get("unsubreason") for c, m in pairs if m is not None}
+    assert reason["member7@example.com"] == "too many emails"
+    unsubscribed = [c["email"] for c, _ in hook.iter_list_memberships(target["id"], status=2)]
+    assert sorted(unsubscribed) == ["member7@example.com", "member8@example.com"]
+
+    member7 = hook.find_contact_by_email("member7@example.com")
+    mine = hook.get_contact_membership(member7["id"], target["id"])
+    assert mine is not None and str(mine["status"]) == "2" and mine.get("unsubreason") == "too many emails"
+    assert str(hook.get_contact_membership(member7["id"], other["id"])["status"]) == "1"
+
+    assert hook.get_list(target["id"])["name"] == "Read back"
+    hook.delete_list(target["id"])
+    assert hook.get_list(target["id"]) is None
+    assert hook.find_list_by_name("Read back") is None
+
+
+def test_exclusions_are_read_from_the_account(monkeypatch: pytest.MonkeyPatch, production: EmulatorServer) -> None:
+    hook = use(monkeypatch, "ac_exclusions", production.url)
+    production.account.exclude("nobody@example.com")
+    entries = list(hook.iter_exclusions())
+    assert [(e["matchPhrase"], e["matchType"]) for e in entries] == [("nobody@example.com", "exact")]

@@ -232,3 +232,51 @@ def test_test_connection_loopback_emulator(ac_conn: Callable[..., None], make_ho
     requests_mock.get("http://127.0.0.1:8123/api/3/users/me", json=ME)
     ok, message = make_hook().test_connection()
     assert ok and "http://127.0.0.1:8123" in message
+
+
+def test_test_connection_for_a_task_retries_a_burst_of_429s(hook: ActiveCampaignHook, fake_time: FakeTime,
+                                                            requests_mock: Any) -> None:
+    requests_mock.get(f"{BASE}/users/me", [
+        {"status_code": 429, "headers": {"Retry-After": "2"}, "json": {"message": "Too Many Requests"}},
+        {"status_code": 429, "headers": {"Retry-After": "3"}, "json": {"message": "Too Many Requests"}},
+        {"status_code": 200, "json": ME},
+    ])
+    ok, message = hook.test_connection(retry_transient=True)
+    assert ok and "jdoe" in message
+    assert requests_mock.call_count == 3
+    assert [s for s in fake_time.sleeps if s >= 1] == [2.0, 3.0]  # waited as Retry-After asked
+    assert requests_mock.last_request.timeout == (10.0, 60.0)  # the usual timeouts of any call
+
+
+@pytest.mark.parametrize("failures", [
+    [{"status_code": 503, "headers": {"Retry-After": "1"}, "text": "unavailable"}],
+    [{"status_code": 502, "text": "<html><title>502 Bad Gateway</title></html>"}],
+    [{"exc": requests.exceptions.ConnectionError("Connection aborted: RemoteDisconnected")}],
+    [{"exc": requests.exceptions.ReadTimeout("timed out")}],
+])
+def test_test_connection_for_a_task_retries_what_passes(hook: ActiveCampaignHook, requests_mock: Any,
+                                                        failures: list[dict]) -> None:
+    requests_mock.get(f"{BASE}/users/me", [*failures, {"status_code": 200, "json": ME}])
+    assert hook.test_connection(retry_transient=True)[0]
+    assert requests_mock.call_count == 2
+
+
+def test_test_connection_for_a_task_is_bounded_and_does_not_retry_a_wrong_key(
+        hook: ActiveCampaignHook, requests_mock: Any) -> None:
+    requests_mock.get(f"{BASE}/users/me", status_code=429, headers={"Retry-After": "1"})
+    ok, message = hook.test_connection(retry_transient=True)
+    assert not ok and "rate limited" in message and "retries" in message
+    assert requests_mock.call_count == hook.max_attempts
+    requests_mock.get(f"{BASE}/users/me", status_code=401, json={"message": "Unauthorized"})
+    before = requests_mock.call_count
+    ok, message = hook.test_connection(retry_transient=True)
+    assert not ok and "API key rejected" in message
+    assert requests_mock.call_count == before + 1
+
+
+def test_the_test_button_still_makes_one_quick_call(hook: ActiveCampaignHook, requests_mock: Any) -> None:
+    requests_mock.get(f"{BASE}/users/me", [{"status_code": 429, "headers": {"Retry-After": "2"}},
+                                           {"status_code": 200, "json": ME}])
+    ok, message = hook.test_connection()
+    assert not ok and "rate limited" in message
+    assert requests_mock.call_count == 1

@@ -63,22 +63,7 @@ def test_no_sliding_second_holds_more_than_the_rate(hook: ActiveCampaignHook, fa
     assert times[-1] - times[0] == pytest.approx(39 * 0.2 * LIMITER_MARGIN, abs=1e-3)  # not slower either
 
 
-def test_fixed_windows_would_allow_bursts_but_spacing_does_not() -> None:
-    """The reason for calls=1: ratelimit's fixed windows let 2x the rate through across a boundary."""
-    import ratelimit
-
-    now = [0.0]
-    fixed = ratelimit.limits(calls=5, period=1.0, clock=lambda: now[0])(lambda: None)
-    permits = []
-    for t in [0.0, 0.9, 0.91, 0.92, 0.93, 0.94, 1.0, 1.01, 1.02, 1.03, 1.04]:
-        now[0] = t
-        try:
-            fixed()
-            permits.append(t)
-        except ratelimit.RateLimitException:
-            pass
-    assert max_in_sliding_window(permits, 1.0) > 5  # the burst the spacing limiter prevents
-
+def test_spacing_keeps_any_second_within_the_rate() -> None:
     clock = FakeTime(0.0)
     spaced = SpacingLimiter(1.0 / 5 * LIMITER_MARGIN, clock.clock)
     granted = []
@@ -89,7 +74,7 @@ def test_fixed_windows_would_allow_bursts_but_spacing_does_not() -> None:
 
 
 def test_the_first_permit_opens_the_window() -> None:
-    """ratelimit starts its window at construction; a permit soon after must still space the next one."""
+    """A limiter made a while before its first permit must still space the second one from the first."""
     clock = FakeTime(0.0)
     limiter = SpacingLimiter(1.0, clock.clock)
     clock.sleep(0.7)  # first request comes 0.7 s after the limiter was made
@@ -152,29 +137,99 @@ def test_different_settings_do_not_share(monkeypatch: pytest.MonkeyPatch, fake_t
     assert slow._general_limiter().period == pytest.approx(1.0 * LIMITER_MARGIN)
 
 
-def test_multi_contact_bulk_imports_are_spaced(hook: ActiveCampaignHook, fake_time: FakeTime,
-                                               requests_mock: Any) -> None:
-    times = record_times(requests_mock, BULK, fake_time.clock, "POST", {"batchId": "b"})
-    for _ in range(12):
-        hook.bulk_import([{"email": "a@example.com"}, {"email": "b@example.com"}])
-    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.6 * LIMITER_MARGIN - 1e-9
-    assert max_in_sliding_window(times, 60.0) <= 100
+TWO = [{"email": "a@example.com"}, {"email": "b@example.com"}]
+ONE = [{"email": "a@example.com"}]
 
 
-def test_single_contact_bulk_imports_use_their_own_limiter(hook: ActiveCampaignHook, fake_time: FakeTime,
-                                                           requests_mock: Any) -> None:
+def test_the_first_100_imports_go_at_the_requests_pace(hook: ActiveCampaignHook, fake_time: FakeTime,
+                                                       requests_mock: Any) -> None:
+    """No bulk spacing: 100 imports take 99 request slots (~20 s at 5/s), not 99 x 0.6 s."""
     times = record_times(requests_mock, BULK, fake_time.clock, "POST", {"batchId": "b"})
-    for _ in range(5):
-        hook.bulk_import([{"email": "a@example.com"}])
-    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 3.0 * LIMITER_MARGIN - 1e-9
+    for _ in range(100):
+        hook.bulk_import(TWO)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert max(gaps) == pytest.approx(0.2 * LIMITER_MARGIN)  # only the requests budget paces them
+    assert times[-1] - times[0] == pytest.approx(99 * 0.2 * LIMITER_MARGIN, abs=1e-6)
+
+
+def test_the_101st_import_waits_until_the_first_leaves_the_window(hook: ActiveCampaignHook, fake_time: FakeTime,
+                                                                  requests_mock: Any) -> None:
+    times = record_times(requests_mock, BULK, fake_time.clock, "POST", {"batchId": "b"})
+    for _ in range(101):
+        hook.bulk_import(TWO)
+    assert times[99] - times[0] < 21  # the first hundred went at once
+    assert times[100] >= times[0] + 60.0  # the 101st waited out the first one's minute ...
+    assert times[100] <= times[0] + 60.0 * LIMITER_MARGIN + 1e-6  # ... and not much longer
+    assert max_in_sliding_window(times, 60.0) == 100
+
+
+def test_single_contact_imports_have_their_own_window_of_20(hook: ActiveCampaignHook, fake_time: FakeTime,
+                                                            requests_mock: Any) -> None:
+    times = record_times(requests_mock, BULK, fake_time.clock, "POST", {"batchId": "b"})
+    for _ in range(21):
+        hook.bulk_import(ONE)
+    assert times[19] - times[0] < 5
+    assert times[20] >= times[0] + 60.0
     assert hook._bulk_limiter(1) is not hook._bulk_limiter(2)
+
+
+def test_single_and_multi_contact_windows_do_not_block_each_other(hook: ActiveCampaignHook, fake_time: FakeTime,
+                                                                  requests_mock: Any) -> None:
+    times = record_times(requests_mock, BULK, fake_time.clock, "POST", {"batchId": "b"})
+    for _ in range(20):
+        hook.bulk_import(ONE)
+    for _ in range(100):
+        hook.bulk_import(TWO)
+    assert times[-1] - times[0] < 30  # 120 imports in 24 s of request slots
+
+
+def test_two_hooks_share_one_import_window(make_hook: Callable[..., ActiveCampaignHook], fake_time: FakeTime,
+                                           requests_mock: Any) -> None:
+    """Two tasks (or two runs) in one process: the second sees the first one's minute."""
+    times = record_times(requests_mock, BULK, fake_time.clock, "POST", {"batchId": "b"})
+    first_run, second_run = make_hook(), make_hook()
+    for _ in range(60):
+        first_run.bulk_import(TWO)
+    for _ in range(41):
+        second_run.bulk_import(TWO)
+    assert times[100] >= times[0] + 60.0
+    assert max_in_sliding_window(times, 60.0) == 100
+
+
+def test_no_sliding_minute_holds_more_than_100_imports_under_jitter(hook: ActiveCampaignHook,
+                                                                    fake_time: FakeTime,
+                                                                    requests_mock: Any) -> None:
+    """The server counts arrivals. Requests delayed on the way, slow answers and status reads in between
+    must never put 101 arrivals in one minute; and the pace stays close to the budget's."""
+    import random
+
+    rng = random.Random(7)
+    arrivals: list[float] = []
+
+    def network(request: Any, context: Any) -> dict:
+        delay = rng.choice([0.0, 0.01, 0.05]) if len(arrivals) % 9 else 2.0  # some badly delayed
+        arrivals.append(fake_time.now + delay)
+        fake_time.now += delay + rng.uniform(0.0, 0.1)  # answers take a while too
+        return {"batchId": "b"}
+
+    requests_mock.post(BULK, json=network)
+    requests_mock.get(f"{BASE}/import/info", json={"status": "completed"})
+    for i in range(350):
+        hook.bulk_import(TWO)
+        if i % 3 == 0:
+            hook.get_import_status("b")
+    assert len(arrivals) == 350
+    assert max_in_sliding_window(arrivals, 60.0) <= 100
+    # 350 imports: three full windows, then 50 at the requests' pace (status reads in between)
+    assert arrivals[-1] - arrivals[0] < 3 * 60 * LIMITER_MARGIN + 50 * 0.5
 
 
 def test_bulk_limits_from_the_connection(ac_conn: Callable[..., None], make_hook: Callable[..., Any]) -> None:
     ac_conn(bulk_imports_per_minute="30", single_imports_per_minute="6")
     hook = make_hook()
-    assert hook._bulk_limiter(5).period == pytest.approx(2.0 * LIMITER_MARGIN)
-    assert hook._bulk_limiter(1).period == pytest.approx(10.0 * LIMITER_MARGIN)
+    assert (hook._bulk_limiter(5).window_calls, hook._bulk_limiter(5).period) == (30, 0.0)
+    assert hook._bulk_limiter(1).window_calls == 6
+    assert hook._bulk_limiter(5).window == pytest.approx(60.0 * LIMITER_MARGIN)
 
 
 def test_bulk_imports_also_pass_the_general_limiter(hook: ActiveCampaignHook, fake_time: FakeTime,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -47,3 +48,36 @@ def test_airflow_cli_lists_provider_and_hook(tmp_path: Path) -> None:
     assert "airflow-provider-activecampaign" in providers.stdout, providers.stderr[-2000:]
     line = next(li for li in hooks.stdout.splitlines() if li.startswith("activecampaign "))
     assert "ActiveCampaignHook" in line and "activecampaign_conn_id" in line and "Error" not in line
+
+
+def test_every_module_and_link_the_provider_info_names_imports() -> None:
+    info = get_provider_info()
+    modules = [m for key in ("hooks", "operators", "sensors", "triggers", "transfers")
+               for entry in info.get(key, []) for m in entry.get("python-modules", [])]
+    modules += [entry["python-module"] for entry in info.get("transfers", [])]
+    assert {"airflow_provider_activecampaign.operators.audience", "airflow_provider_activecampaign.sensors.list",
+            "airflow_provider_activecampaign.triggers.list"} <= set(modules)
+    for module in modules:
+        importlib.import_module(module)
+    for path in info["extra-links"]:
+        module, _, name = path.rpartition(".")
+        link = getattr(importlib.import_module(module), name)
+        assert link.name == "ActiveCampaign list"
+
+
+def test_dags_written_for_0_1_still_import_the_operators_from_the_old_module() -> None:
+    from airflow_provider_activecampaign import links
+    from airflow_provider_activecampaign.operators import activecampaign, audience, connection, list_sync
+
+    assert activecampaign.ActiveCampaignAudienceSendOperator is audience.ActiveCampaignAudienceSendOperator
+    assert activecampaign.ActiveCampaignListSyncOperator is list_sync.ActiveCampaignListSyncOperator
+    assert activecampaign.ActiveCampaignTestConnectionOperator is connection.ActiveCampaignTestConnectionOperator
+    assert activecampaign.ActiveCampaignListLink is links.ActiveCampaignListLink
+    assert activecampaign.list_web_url is links.list_web_url
+    assert set(activecampaign.__all__) <= set(dir(activecampaign))
+
+
+def test_transfers_are_listed_and_importable() -> None:
+    (transfer,) = get_provider_info()["transfers"]
+    module = importlib.import_module(transfer["python-module"])
+    assert module.ActiveCampaignUnsubscribesToSqlOperator.__doc__

@@ -39,7 +39,7 @@ class FakeActiveCampaign:
 
     def find_user_group(self, name: str) -> dict | None:
         self._count("GET groups")
-        return {"id": "1", "title": name} if name == "Admins" else None
+        return {"id": "1", "title": name} if name == "Admin" else None
 
     def get_custom_fields(self) -> dict:
         self._count("GET fields")
@@ -138,7 +138,7 @@ class FakeTime:
 def engine(client: FakeActiveCampaign, tmp_path: Path, run_id: str = "r", **options: object) -> AudienceSync:
     store = StateStore(tmp_path, account_key="fake", list_key="L", lock_settle_seconds=0)
     fake = FakeTime()
-    return AudienceSync(client, SyncOptions(list_name="L", group_name="Admins", **options), store=store,
+    return AudienceSync(client, SyncOptions(list_name="L", group_name="Admin", **options), store=store,
                         run_id=run_id, clock=fake.clock, sleep=fake.sleep)
 
 
