@@ -24,6 +24,7 @@ from airflow_provider_activecampaign.audience.sync import (
     SyncOptions,
 )
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
+from airflow_provider_activecampaign.lineage import list_dataset, tables_in_sql
 from airflow_provider_activecampaign.links import LIST_URL_XCOM_KEY, ActiveCampaignListLink, list_web_url
 from airflow_provider_activecampaign.operators.arguments import check_choice, check_positive_int, check_ratio
 from airflow_provider_activecampaign.operators.connection import DEFAULT_CONN_ID
@@ -249,25 +250,32 @@ class AudienceTaskMixin(_OperatorBase):
 
     # -- OpenLineage ----------------------------------------------------------
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Input: the source query's database; output: the ActiveCampaign list as a dataset."""
-        from airflow.providers.common.compat.openlineage.facet import Dataset, SQLJobFacet
+        """Inputs: the tables the query reads; output: the list, named as ``lineage.list_asset_uri``."""
+        from airflow.providers.common.compat.openlineage.facet import (
+            Dataset,
+            DocumentationDatasetFacet,
+            SQLJobFacet,
+        )
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        inputs = []
+        inputs: list[Any] = []
         job_facets: dict[str, Any] = {}
         if self.sql is not None and self.sql_conn_id:
-            conn = BaseHook.get_connection(self.sql_conn_id)
-            namespace = f"{conn.conn_type}://{conn.host or ''}{':' + str(conn.port) if conn.port else ''}"
-            for table in _tables_in(self.sql) or ["query"]:
-                inputs.append(Dataset(namespace=namespace, name=table))
             job_facets["sql"] = SQLJobFacet(query=self.sql)
-        outputs = []
-        if self._account_url:
-            host = urlsplit(self._account_url).netloc
-            outputs.append(Dataset(namespace=f"activecampaign://{host}",
-                                   name=f"lists/{self._list_id or self.list_name}"))
+            try:  # lineage never fails a task: a connection that cannot be read just gives no inputs
+                conn = BaseHook.get_connection(self.sql_conn_id)
+                namespace = f"{conn.conn_type}://{conn.host or ''}{':' + str(conn.port) if conn.port else ''}"
+                tables = tables_in_sql(self.sql, conn.conn_type) or ["query"]
+                inputs = [Dataset(namespace=namespace, name=table) for table in tables]
+            except Exception as error:
+                self.log.debug("No lineage inputs: %s", error)
+        namespace, name = list_dataset(self.activecampaign_conn_id, self.list_name)
+        where = f" (id {self._list_id})" if self._list_id else ""
+        account = f" on {urlsplit(self._account_url).netloc}" if self._account_url else ""
+        facets = {"documentation": DocumentationDatasetFacet(
+            description=f"ActiveCampaign list {self.list_name!r}{where}{account}")}
+        outputs = [Dataset(namespace=namespace, name=name, facets=facets)]
         return OperatorLineage(inputs=inputs, outputs=outputs, job_facets=job_facets)
-
 
 
 class BaseAudienceOperator(AudienceTaskMixin, BaseOperator):
@@ -319,11 +327,3 @@ def _default_state_uri() -> str:
     # The same rule Airflow uses to find its home: $AIRFLOW_HOME, else ~/airflow.
     home = os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
     return f"file://{home.rstrip('/')}/activecampaign_state"
-
-
-_TABLE_RE = re.compile(r"\b(?:from|join)\s+([A-Za-z_][\w.]*)", re.IGNORECASE)
-
-
-def _tables_in(sql: str) -> list[str]:
-    """Table names after FROM/JOIN: enough for lineage without a SQL parser dependency."""
-    return list(dict.fromkeys(_TABLE_RE.findall(sql)))
