@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_activecampaign.audience.records import perstag_for, to_text
+from airflow_provider_activecampaign.audience.records import FieldValueError, perstag_for, to_text
 
 __all__ = [
     "FIELD_TYPES",
@@ -62,10 +62,6 @@ _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 class FieldTypeError(ValueError):
     """The field types asked for cannot work (unknown type, or a field of another type exists)."""
-
-
-class FieldValueError(ValueError):
-    """One value cannot be written in its field's format; the row goes to the rejects report."""
 
 
 def normalize_field_types(field_types: Mapping[str, str] | None) -> dict[str, str]:

@@ -171,3 +171,20 @@ def test_a_column_of_unique_values_is_no_dropdown() -> None:
 def test_split_multi_value_keeps_order() -> None:
     assert split_multi_value(["b", "a", "b"]) == ["b", "a"]
     assert split_multi_value("[not json") == ["[not json"]
+
+
+def test_the_row_mapper_writes_typed_columns_in_their_format_and_rejects_bad_values() -> None:
+    from airflow_provider_activecampaign.audience.records import AudienceContact, InvalidRow, RowMapper
+
+    typed = plan_columns({"SIGNUP": "signup", "INTERESTS": "interests"}, {"SIGNUP": "date"}, {})
+    mapper = RowMapper(["email", "signup", "interests", "plan"],
+                       formatters={tag: column.format for tag, column in typed.items()})
+    contact = mapper.map(("a@x.com", dt.datetime(2026, 3, 7, 9, 0), ["golf", "go"], "pro"), 1)
+    assert isinstance(contact, AudienceContact)
+    assert contact.fields == (("INTERESTS", "||golf||go||"), ("PLAN", "pro"), ("SIGNUP", "2026-03-07"))
+    assert typed["INTERESTS"].field_type == "listbox" and typed["INTERESTS"].missing_options == ["golf", "go"]
+    bad = mapper.map(("b@x.com", "soon", None, None), 2)
+    assert bad == InvalidRow(2, "b@x.com", "column 'signup': 'soon' is not a date (YYYY-MM-DD)")
+    # Untyped columns keep the plain conversion.
+    assert RowMapper(["email", "signup"]).map(("c@x.com", dt.date(2026, 1, 2)), 3).fields == (
+        ("SIGNUP", "2026-01-02"),)
