@@ -218,8 +218,11 @@ def main() -> int:
         if ok:
             with sqlite3.connect(WAREHOUSE) as db:
                 stored = db.execute("SELECT count(*) FROM activecampaign_unsubscribes").fetchone()[0]
-            print(f"\nThe campaign's query (dags/sql/campaign.sql) left out the {stored} people the write-back "
-                  "stored in activecampaign_unsubscribes.")
+                left_out = db.execute(
+                    "SELECT count(DISTINCT u.email) FROM activecampaign_unsubscribes u JOIN customers c "
+                    "ON u.email = lower(trim(c.email)) WHERE c.opted_in = 1").fetchone()[0]
+            print(f"\nThe write-back stored {stored} people in activecampaign_unsubscribes; the campaign's query "
+                  f"(dags/sql/campaign.sql) left out the {left_out} of them still in the customer table.")
             counts = requests.get(f"{production}/_emulator/state", timeout=5).json()
             print(f"\nProduction account now holds: {json.dumps(counts.get('summary', counts))[:400]}")
     print(f"\nDemo {'succeeded' if ok else 'FAILED'} in {time.monotonic() - started:.0f}s. "
