@@ -86,6 +86,15 @@ def api_router(account: Account) -> APIRouter:
     async def get_exclusion(exclusion_id: str) -> Response:
         return json_response(200, account.get_exclusion(exclusion_id).to_json())
 
+    @router.put("/lists/exclusions/{exclusion_id}")
+    async def put_exclusion(exclusion_id: str, request: Request) -> Response:
+        data = await json_body(request)
+        data = data.get("exclusion", data) if isinstance(data, dict) else {}
+        lists = data.get("lists") or []
+        channel = str(data.get("channel") or account.get_exclusion(exclusion_id).channel)
+        updated = account.update_exclusion(exclusion_id, channel, lists if isinstance(lists, list) else [])
+        return json_response(200, updated.to_json())
+
     @router.delete("/lists/exclusions/{exclusion_id}")
     async def delete_exclusion(exclusion_id: str) -> Response:
         account.delete_exclusion(exclusion_id)

@@ -268,7 +268,7 @@ class Contact:
             "hash": self.hash,
             "deleted": "0",
             "udate": self.udate,
-            "email_empty": False,
+            "email_empty": not self.email,
             "fieldValues": [fv.id for fv in self.field_values.values()],
             "id": self.id,
         }

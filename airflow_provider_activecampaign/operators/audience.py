@@ -163,6 +163,7 @@ class AudienceTaskMixin(_OperatorBase):
         self.sender_reminder = sender_reminder
         self._list_id: str | None = None
         self._account_url: str | None = None
+        self.list_url: str | None = None  # published by publish_list(); the extra link reads it
         self.check_arguments()
 
     @property
@@ -230,9 +231,11 @@ class AudienceTaskMixin(_OperatorBase):
         return options
 
     def publish_list(self, context: Context, hook: ActiveCampaignHook, list_id: str | None) -> None:
+        """Remember the list for lineage and the extra link; XCom ``activecampaign_list_url`` when known."""
         self._list_id, self._account_url = list_id, hook.api_url
         if list_id:
-            context["ti"].xcom_push(key=LIST_URL_XCOM_KEY, value=list_web_url(hook, list_id))
+            self.list_url = list_web_url(hook, list_id)
+            context["ti"].xcom_push(key=LIST_URL_XCOM_KEY, value=self.list_url)
 
     @staticmethod
     def run_key(context: Context) -> str:

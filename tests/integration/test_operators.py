@@ -275,3 +275,30 @@ def test_deferrable_list_sensor_waits_in_the_triggerer(ac_default: EmulatorServe
 
     with pytest.raises(AirflowFailException, match="Verification failed: boom"):
         sensor.execute_complete(context={"ti": ti}, event={"status": "error", "message": "boom"})
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_task_without_a_list_publishes_no_link_and_logs_no_xcom_error(
+        ac_default: EmulatorServer, warehouse: Path, state_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Airflow 3 logged "XCom not found ... activecampaign_list_url" for every task that never found a list."""
+    from tests.integration.helpers import load_dag, task_states
+
+    dag = load_dag("activecampaign_audience_orchestration")
+    run = dag.test(run_conf={"state_uri": f"file://{state_dir}", "group_name": "No such group"})
+    log = "".join(capfd.readouterr())
+    assert task_states(run) == {"test_connection": "success", "send_audience": "failed"}
+    assert "Invalid group name 'No such group'" in log
+    assert "XCom not found" not in log and "Failed to push an xcom for task operator extra link" not in log
+
+
+def test_the_list_link_is_the_url_the_task_published(ac_default: EmulatorServer) -> None:
+    from airflow_provider_activecampaign.links import ActiveCampaignListLink
+
+    send = ActiveCampaignAudienceSendOperator(task_id="send", list_name="Linked", records=[{"email": "a@example.com"}])
+    link = ActiveCampaignListLink()
+    assert link.get_link(send, ti_key=None) == ""  # nothing published: no link, no XCom read
+    ti = _ti()
+    result = send.execute(context={"ti": ti})
+    url = f"{ActiveCampaignHook().web_url}/app/contacts?listid={result['list_id']}&status=1"
+    assert link.get_link(send, ti_key=None) == url
+    ti.xcom_push.assert_called_once_with(key="activecampaign_list_url", value=url)
