@@ -54,7 +54,8 @@ class AudienceSyncError(Exception):
 class ActiveCampaignClient(Protocol):
     """The part of ActiveCampaignHook the engine uses (kept as a protocol so tests can fake it)."""
 
-    api_url: str
+    @property
+    def api_url(self) -> str: ...  # read-only on the hook
     request_counts: Counter
 
     def find_list_by_name(self, name: str) -> dict | None: ...
