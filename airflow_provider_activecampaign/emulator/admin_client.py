@@ -54,42 +54,43 @@ class EmulatorAdmin:
                 message = raw.decode(errors="replace")
             raise EmulatorAdminError(exc.code, message) from None
 
+    def _record(self, answer: dict[str, Any], key: str) -> dict[str, Any]:
+        found = answer.get(key)
+        if not isinstance(found, dict):
+            raise EmulatorAdminError(200, f"the answer has no {key!r} object")
+        return found
+
     def event(self, name: str, **arguments: Any) -> dict[str, Any]:
         """Run one of the account events (see ``ADMIN_EVENTS``) with keyword ``arguments``."""
         if name not in ADMIN_EVENTS:
             raise ValueError(f"unknown emulator event {name!r}; known: {', '.join(sorted(ADMIN_EVENTS))}")
-        answer: dict[str, Any] = self._call("POST", name, {k: v for k, v in arguments.items() if v is not None})
-        return answer
+        return self._object(self._call("POST", name, {k: v for k, v in arguments.items() if v is not None}))
 
     # The events, by the names and arguments of the Account methods.
+    def _membership_event(self, name: str, email: str, list_id: object, **arguments: Any) -> dict[str, Any]:
+        return self._record(self.event(name, email=email, list_id=str(list_id), **arguments), "contactList")
+
     def signup_by_form(self, email: str, list_id: object, *, confirmed: bool = True) -> dict[str, Any]:
-        return self.event("signup_by_form", email=email, list_id=str(list_id), confirmed=confirmed)["contactList"]
+        return self._membership_event("signup_by_form", email, list_id, confirmed=confirmed)
 
     def unsubscribe_by_contact(
         self, email: str, list_id: object, reason: str = "", *, campaign_id: object = None, message_id: object = None
     ) -> dict[str, Any]:
-        return self.event(
-            "unsubscribe_by_contact",
-            email=email,
-            list_id=str(list_id),
-            reason=reason,
-            campaign_id=campaign_id,
-            message_id=message_id,
-        )["contactList"]
+        return self._membership_event(
+            "unsubscribe_by_contact", email, list_id, reason=reason, campaign_id=campaign_id, message_id=message_id
+        )
 
     def unsubscribe_by_admin(self, email: str, list_id: object) -> dict[str, Any]:
-        return self.event("unsubscribe_by_admin", email=email, list_id=str(list_id))["contactList"]
+        return self._membership_event("unsubscribe_by_admin", email, list_id)
 
     def unsubscribe_by_automation(self, email: str, list_id: object, automation_id: object) -> dict[str, Any]:
-        return self.event(
-            "unsubscribe_by_automation", email=email, list_id=str(list_id), automation_id=str(automation_id)
-        )["contactList"]
+        return self._membership_event("unsubscribe_by_automation", email, list_id, automation_id=str(automation_id))
 
     def bounce(self, email: str, list_id: object) -> dict[str, Any]:
-        return self.event("bounce", email=email, list_id=str(list_id))["contactList"]
+        return self._membership_event("bounce", email, list_id)
 
     def add_by_hand(self, email: str, list_id: object) -> dict[str, Any]:
-        return self.event("add_by_hand", email=email, list_id=str(list_id))["contactList"]
+        return self._membership_event("add_by_hand", email, list_id)
 
     def delete_list(self, list_id: object) -> None:
         self.event("delete_list", list_id=str(list_id))
@@ -98,30 +99,34 @@ class EmulatorAdmin:
         self.event("delete_contact", email=email)
 
     def exclude(self, email: str) -> dict[str, Any]:
-        return self.event("exclude", email=email)["exclusion"]
+        return self._record(self.event("exclude", email=email), "exclusion")
 
     def lift_exclusion(self, email: str) -> int:
         return int(self.event("lift_exclusion", email=email)["count"])
 
     def set_group_limit(self, group_title: str, limit_contact: int) -> dict[str, Any]:
-        return self.event("set_group_limit", group_title=group_title, limit_contact=limit_contact)["groupLimit"]
+        answer = self.event("set_group_limit", group_title=group_title, limit_contact=limit_contact)
+        return self._record(answer, "groupLimit")
 
     # Reading the account.
     def membership(self, email: str, list_id: object) -> dict[str, Any]:
         """The membership record with ``changed_by`` and ``history`` (who made each change)."""
-        answer: dict[str, Any] = self._call("GET", "membership", email=email, list_id=str(list_id))["contactList"]
-        return answer
+        return self._record(self._call("GET", "membership", email=email, list_id=str(list_id)), "contactList")
 
     def list_members(self, list_id: object, status: int = 1) -> set[str]:
         return set(self._call("GET", f"lists/{list_id}/members", status=status)["emails"])
 
     def state(self, *, contacts: bool = False) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call("GET", "state", contacts=int(contacts))
-        return answer
+        return self._object(self._call("GET", "state", contacts=int(contacts)))
 
     def configure(self, **changes: Any) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call("PATCH", "config", changes)
-        return answer
+        return self._object(self._call("PATCH", "config", changes))
 
     def reset(self) -> None:
         self._call("POST", "reset", {})
+
+    @staticmethod
+    def _object(answer: Any) -> dict[str, Any]:
+        if not isinstance(answer, dict):
+            raise EmulatorAdminError(200, "the answer is not a JSON object")
+        return answer

@@ -10,16 +10,18 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook, BaseOperator, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_activecampaign.audience.state import StateLockedError, StateStore
 from airflow_provider_activecampaign.audience.sync import (
     AudienceSync,
     AudienceSyncError,
+    AudienceSyncRetryableError,
     EmptyAction,
     Mode,
     SyncOptions,
@@ -40,12 +42,21 @@ else:
     _OperatorBase = object
 
 __all__ = [
+    "STATE_GENERATION_XCOM_KEY",
     "AUDIENCE_PARAMS_DOC",
     "ActiveCampaignAudienceSendOperator",
     "AudienceTaskMixin",
     "BaseAudienceOperator",
     "documented_with_audience_params",
 ]
+
+# The committed state generation, pushed by the send task and read back (include_prior_dates) by its
+# next run on any worker: Airflow's metadata database is what every worker shares. (Airflow 3.3's
+# task_state_store is scoped to one task instance, so it cannot carry a value from run to run.)
+STATE_GENERATION_XCOM_KEY = "activecampaign_state_generation"
+# With it, the sync's own unsubscribes as {one-way email key: epoch seconds} (never an address): a
+# worker whose copy is stale still knows which unsubscribes the sync made and may undo.
+UNSUBSCRIBES_XCOM_KEY = "activecampaign_sync_unsubscribes"
 
 AUDIENCE_TEMPLATE_FIELDS: tuple[str, ...] = (
     "activecampaign_conn_id", "list_name", "group_name", "sql", "sql_conn_id", "parameters", "records",
@@ -245,8 +256,9 @@ class AudienceTaskMixin(_OperatorBase):
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{ti.dag_id}.{ti.task_id}.{ti.run_id}")
 
     def log_summary(self, summary: dict[str, Any]) -> None:
-        keys = ("list_id", "rows_read", "invalid", "duplicates", "to_add", "to_update", "unchanged",
-                "to_unsubscribe", "added", "updated", "unsubscribed", "rejected", "skipped_unsubscribed",
+        keys = ("list_id", "membership_source", "membership_reason", "rows_read", "invalid", "duplicates",
+                "to_add", "to_update", "unchanged", "to_unsubscribe", "added", "updated", "resubscribed",
+                "unsubscribed", "rejected", "refused", "skipped_unsubscribed", "removals_dropped",
                 "api_requests", "seconds")
         self.log.info("Summary: %s", ", ".join(f"{k}={summary.get(k)}" for k in keys))
         if summary.get("rejects_report"):
@@ -292,40 +304,80 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
 
     ``mode="mirror"`` makes the list match the audience (people who left are unsubscribed, never
     deleted); ``mode="upsert"`` only adds and updates. Only new, changed and departed contacts are sent,
-    thanks to the run state at ``state_uri``; ``full_refresh=True`` ignores it. ``dry_run=True`` returns
-    the plan and writes nothing. Returns a summary (counts, requests, seconds) as XCom.
+    thanks to the run state at ``state_uri``. ``dry_run=True`` returns the plan and writes nothing.
+    Returns a summary (counts, requests, seconds, which membership source was used and why) as XCom.
+
+    The state is a verified cache: each run checks the list's id and member counts against it (three
+    requests), and reads the list back on drift, on a stale copy (another worker committed since; the
+    committed generation is this task's XCom ``activecampaign_state_generation``) and every
+    ``reconcile_every``. Members this sync removed who come back are re-subscribed through
+    ``contactLists`` (the only way back, which may start "subscribes to list" automations) when they
+    are still the sync's own unsubscribe; anyone unsubscribed by someone else stays unsubscribed.
 
     :param mode: ``"mirror"`` (the list matches the audience) or ``"upsert"`` (add and update only).
     :param dry_run: plan and report, write nothing to ActiveCampaign.
-    :param full_refresh: ignore the run state and compare with the list read back from ActiveCampaign.
-    :param import_timeout: seconds to wait for ActiveCampaign to process one bulk import.
+    :param full_refresh: read the list back from ActiveCampaign and resend every member's data (the
+        consent and refusal records of the state are kept).
+    :param import_timeout: seconds to wait for ActiveCampaign to process one bulk import; past it the
+        task fails as retryable and the retry resumes from the journal.
+    :param reconcile_every: read the whole list back at least this often, even without drift
+        (a ``timedelta``, default 7 days).
     """
 
     def __init__(self, *, mode: Mode = "mirror", dry_run: bool = False, full_refresh: bool = False,
-                 import_timeout: float = 1800.0, **kwargs: Any) -> None:
+                 import_timeout: float = 1800.0, reconcile_every: timedelta = timedelta(days=7),
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mode = check_choice("mode", mode, get_args(Mode))
+        if not isinstance(reconcile_every, timedelta) or reconcile_every < timedelta(0):
+            raise ValueError(f"reconcile_every must be a non-negative timedelta, not {reconcile_every!r}")
         # The public name (0.1) shadows BaseOperator.dry_run(), which only renders the templates.
         self.dry_run = dry_run  # type: ignore[method-assign,assignment]
         self.full_refresh = full_refresh
         self.import_timeout = import_timeout
+        self.reconcile_every = reconcile_every
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = ActiveCampaignHook(activecampaign_conn_id=self.activecampaign_conn_id)
         options = self.sync_options(mode=self.mode, dry_run=self.dry_run, full_refresh=self.full_refresh,
-                                    import_timeout=self.import_timeout)
+                                    import_timeout=self.import_timeout, reconcile_every=self.reconcile_every,
+                                    published_generation=self.published(context, STATE_GENERATION_XCOM_KEY),
+                                    published_unsubscribes=self.published(context, UNSUBSCRIBES_XCOM_KEY))
         engine = AudienceSync(hook, options, store=self.state_store(hook), run_id=self.run_key(context),
                               log=task_logger(self))
         try:
             with self.open_source() as (columns, rows):
                 summary = engine.run(columns, rows).as_dict()
-        except (AudienceSyncError, StateLockedError) as error:
-            # Deterministic refusals (guards, bad group, locked list): retrying cannot help.
+        except AudienceSyncError as error:
+            # Deterministic refusals (guards, bad group): retrying cannot help.
             self.publish_list(context, hook, engine.list_id)
             raise AirflowFailException(str(error)) from error
+        except StateLockedError as error:
+            # A live run holds the list; a dead one's lease lapses within minutes: a retry may pass.
+            self.publish_list(context, hook, engine.list_id)
+            raise AirflowException(str(error)) from error
+        except AudienceSyncRetryableError:
+            self.publish_list(context, hook, engine.list_id)
+            raise  # an import still processing: the retry resumes from the journal
         self.publish_list(context, hook, summary["list_id"])
+        if engine.unsubscribes is not None and summary.get("state_generation"):
+            context["ti"].xcom_push(key=STATE_GENERATION_XCOM_KEY, value=summary["state_generation"])
+            context["ti"].xcom_push(key=UNSUBSCRIBES_XCOM_KEY, value=engine.unsubscribes)
         self.log_summary(summary)
         return summary
+
+    @staticmethod
+    def published(context: Context, key: str) -> Any:
+        """What the last committed run of this task published under ``key`` (any worker, any run)."""
+        ti = context["ti"]
+        try:
+            value = ti.xcom_pull(task_ids=ti.task_id, key=key, include_prior_dates=True)
+        except Exception as error:  # never fail a send over it: the count check still runs
+            cast(Any, ti).log.warning("Could not read %s published by earlier runs: %s", key, error)
+            return None
+        if isinstance(value, list):
+            value = value[-1] if value else None
+        return value or None
 
 
 def task_logger(task: BaseOperator) -> logging.Logger:
