@@ -28,8 +28,11 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# Each script prints its figures in one run; every measured case runs in a process of its own.
 bench: install
 	$(BIN)/python benchmarks/bench_send.py
+	$(BIN)/python benchmarks/bench_local.py
+	$(BIN)/python benchmarks/bench_million.py
 
 clean:
 	rm -rf $(VENV) .demo .airflow test-artifacts .pytest_cache .ruff_cache *.egg-info

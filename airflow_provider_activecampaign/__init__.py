@@ -67,6 +67,25 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "ActiveCampaign",
+                "python-modules": ["airflow_provider_activecampaign.sensors.list"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "ActiveCampaign",
+                "python-modules": ["airflow_provider_activecampaign.triggers.list"],
+            }
+        ],
+        "transfers": [
+            {
+                "source-integration-name": "ActiveCampaign",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_activecampaign.operators.unsubscribes",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "activecampaign",

@@ -26,6 +26,7 @@ from airflow.sdk import DAG, Param, task
 from airflow_provider_activecampaign.operators.audience import ActiveCampaignAudienceSendOperator
 from airflow_provider_activecampaign.operators.connection import ActiveCampaignTestConnectionOperator
 from airflow_provider_activecampaign.operators.list_sync import ActiveCampaignListSyncOperator
+from airflow_provider_activecampaign.sensors.list import ActiveCampaignListSensor
 
 AUDIENCE_SQL = "sql/audience.sql"
 SANDBOX = "{{ params.sandbox_conn_id }}"
@@ -79,10 +80,12 @@ with DAG(
         task_id="send_sample_to_sandbox", activecampaign_conn_id=SANDBOX, sql=AUDIENCE_SQL,
         sample_size="{{ params.sample_size }}", mode="mirror", pool="activecampaign_sandbox", **COMMON,
     )
-    verify_sandbox = ActiveCampaignListSyncOperator(
+    # A sensor: ActiveCampaign may take a while to show what it accepted. Rescheduled between
+    # checks, it holds no worker or pool slot while it waits.
+    verify_sandbox = ActiveCampaignListSensor(
         task_id="verify_sandbox", activecampaign_conn_id=SANDBOX, sql=AUDIENCE_SQL,
-        sample_size="{{ params.sample_size }}", verify_only=True, tolerance=0.0,
-        timeout=timedelta(minutes=30), poke_interval=timedelta(seconds=30),
+        sample_size="{{ params.sample_size }}", tolerance=0.0, mode="reschedule",
+        timeout=timedelta(minutes=30), poke_interval=timedelta(seconds=30), exponential_backoff=True,
         pool="activecampaign_sandbox", **COMMON,
     )
 

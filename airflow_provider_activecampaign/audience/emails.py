@@ -21,8 +21,11 @@ and these, which make an address undeliverable anyway:
 Non-ASCII characters are accepted before the ``@`` (RFC 6531) unless they are whitespace, control or
 invisible characters.
 
-Speed: valid addresses take one precompiled regular expression (plus a per-character check only for
-non-ASCII addresses); the slower rule-by-rule walk runs only to explain a failure.
+Speed: a plain ASCII address takes one precompiled expression that holds every rule, lengths included
+(:func:`check_email` also normalizes it in the same step). Anything else (non-ASCII, upper case in the
+domain, an invalid address) falls back to the full rules: a broader expression plus a per-character check
+for non-ASCII addresses, and the rule-by-rule walk only to explain a failure. Both paths give the same
+verdicts (tests/unit/test_emails.py checks that they agree).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["MAX_EMAIL_LENGTH", "email_problem", "normalize_email"]
+__all__ = ["MAX_EMAIL_LENGTH", "check_email", "email_problem", "normalize_email", "plain_ascii_email"]
 
 MAX_EMAIL_LENGTH = 254
 MAX_LOCAL_LENGTH = 64
@@ -56,6 +59,22 @@ _LABEL_CHAR = rf"[a-z0-9{_U}]"
 _LABEL = rf"{_LABEL_CHAR}(?:[a-z0-9{_U}-]{{0,61}}{_LABEL_CHAR})?"
 _TLD = rf"(?:[a-z{_U}]{{2,63}}|xn--[a-z0-9-]{{0,58}}[a-z0-9])"
 _VALID = re.compile(rf"{_LOCAL_CHAR}+(?:\.{_LOCAL_CHAR}+)*@(?:{_LABEL}\.)+{_TLD}", re.IGNORECASE)
+
+# ------------------------------------------------------------------------------- plain ASCII path
+# Printable ASCII minus the specials, '@' and '.', i.e. the ASCII part of _LOCAL_CHAR; lower-case domain.
+_ASCII_ATEXT = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in '"(),:;<>@[\\].')
+_A_LOCAL = "[" + re.escape(_ASCII_ATEXT) + "]"
+_A_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_A_TLD = r"(?:[a-z]{2,63}|xn--[a-z0-9-]{0,58}[a-z0-9])"
+# The lookaheads hold the length rules: 1-64 characters before the '@', at most 254 in all.
+_PLAIN_ASCII = re.compile(
+    rf"(?=[^@]{{1,{MAX_LOCAL_LENGTH}}}@)(?=[^\n]{{1,{MAX_EMAIL_LENGTH}}}\Z)"
+    rf"{_A_LOCAL}+(?:\.{_A_LOCAL}+)*@(?:{_A_LABEL}\.)+{_A_TLD}"
+)
+plain_ascii_email = _PLAIN_ASCII.fullmatch
+"""``plain_ascii_email(email)`` is a match (truthy) when ``email`` is a valid, plain ASCII, lower-case-domain
+address: then :func:`email_problem` is ``None`` for it. ``None`` means "ask :func:`email_problem`"."""
+
 _ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ASCII_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
@@ -83,11 +102,32 @@ def normalize_email(value: object) -> str | None:
     return text.lower() or None
 
 
+def check_email(value: object) -> tuple[str | None, str | None]:
+    """``(normalize_email(value), problem)``, where problem is ``"missing email"`` when there is no address
+    and otherwise :func:`email_problem`'s verdict; one expression for a plain ASCII address."""
+    if type(value) is str:
+        email = value.strip().lower()
+        # A match is all ASCII, so no invisible edge character was left: normalize_email gives the same.
+        if _PLAIN_ASCII.fullmatch(email) is not None:
+            return email, None
+    email = normalize_email(value)
+    if email is None:
+        return None, "missing email"
+    return email, email_problem(email)
+
+
 def email_problem(email: str) -> str | None:
     """``None`` if ActiveCampaign's bulk importer should accept ``email``, else a short reason.
 
     Pass a normalized address (:func:`normalize_email`); upper-case letters are accepted too.
     """
+    if _PLAIN_ASCII.fullmatch(email) is not None:
+        return None
+    return _full_rules_problem(email)
+
+
+def _full_rules_problem(email: str) -> str | None:
+    """email_problem() without the plain ASCII shortcut (kept apart so tests can compare the two)."""
     if (
         len(email) <= MAX_EMAIL_LENGTH
         and _VALID.fullmatch(email) is not None

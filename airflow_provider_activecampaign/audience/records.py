@@ -41,14 +41,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from hashlib import blake2b
 from typing import Any
 
-from airflow_provider_activecampaign.audience.emails import email_problem, normalize_email
+from airflow_provider_activecampaign.audience.emails import check_email, plain_ascii_email
 from airflow_provider_activecampaign.masking import mask_email  # re-exported: engine code imports it here
 
 __all__ = [
     "STANDARD_FIELDS",
     "AudienceContact",
+    "ContactRecord",
     "InvalidRow",
     "RowMapper",
     "fingerprint",
@@ -87,6 +89,12 @@ class AudienceContact:
     customer_acct_name: str | None = None
     tags: tuple[str, ...] = ()
     fields: tuple[tuple[str, str], ...] = ()  # (PERSTAG, value), sorted by perstag
+
+
+# An AudienceContact's fields as a plain tuple, in the same order: (email, first_name, last_name, phone,
+# customer_acct_name, tags, fields). What the engine's hot loop handles and spools; AudienceContact(*record).
+ContactRecord = tuple[str, "str | None", "str | None", "str | None", "str | None", tuple[str, ...],
+                      tuple[tuple[str, str], ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,14 +333,21 @@ class RowMapper:
         """
         raise NotImplementedError  # pragma: no cover
 
-    def _compile(self) -> Any:
-        """Build ``map`` for these columns: straight-line code, no per-row loops over column roles.
+    def map_record(self, values: Sequence[Any] | Mapping[str, Any], row_number: int) -> ContactRecord | InvalidRow:
+        """Like :meth:`map`, but a valid row gives a plain :data:`ContactRecord` tuple (the fields of
+        :class:`AudienceContact` in order): the engine's hot loop needs no object per row.
 
-        The generated source only holds integer indexes; names and tags are passed as constants.
+        Replaced per instance by the code :meth:`_compile` generates for the columns.
+        """
+        raise NotImplementedError  # pragma: no cover
+
+    def _compile(self) -> Any:
+        """Build ``map`` and ``map_record`` for these columns: straight-line code, no per-row loops over
+        column roles. The generated source only holds integer indexes; names and tags are constants.
         """
         std_slots = dict((slot, index) for index, slot in self._standard)
         lines = [
-            "def _map(values, row_number):",
+            "def _record(values, row_number):",
             "    kind = type(values)",
             "    if kind is not tuple and kind is not list and isinstance(values, Mapping):",
             "        get = values.get",
@@ -340,12 +355,12 @@ class RowMapper:
             f"    elif len(values) != {self._width}:",
             "        raise ValueError(f'Row {row_number} has {len(values)} values but the query has "
             f"{self._width} columns.')",
-            f"    email = normalize_email(values[{self.email_index}])",
-            "    if email is None:",
-            "        return InvalidRow(row_number, None, 'missing email')",
-            "    problem = email_problem(email)",
-            "    if problem is not None:",
-            "        return InvalidRow(row_number, email, problem)",
+            f"    email = values[{self.email_index}]",
+            # Plain ASCII addresses: normalized and checked by one expression (see emails.check_email).
+            "    if type(email) is not str or plain_ascii(email := email.strip().lower()) is None:",
+            f"        email, problem = check_email(values[{self.email_index}])",
+            "        if problem is not None:",
+            "            return InvalidRow(row_number, email, problem)",
         ]
         for slot in range(len(STANDARD_FIELDS)):
             if slot in std_slots:
@@ -356,47 +371,96 @@ class RowMapper:
                 ]
             else:
                 lines.append(f"    s{slot} = None")
-        lines.append("    fields = []")
-        for number, (index, _tag) in enumerate(self._custom):
-            lines += [
-                f"    v = values[{index}]",
-                "    if v is not None:",
-                "        v = v.strip() if type(v) is str else to_text(v)",
-                "        if v:",
-                f"            fields.append((TAGS[{number}], v))",
-            ]
+        if not self._custom:
+            lines.append("    fields = ()")
+        else:
+            lines.append("    fields = []")
+            for number, (index, _tag) in enumerate(self._custom):
+                lines += [
+                    f"    v = values[{index}]",
+                    "    if v is not None:",
+                    "        v = v.strip() if type(v) is str else to_text(v)",
+                    "        if v:",
+                    f"            fields.append((TAGS[{number}], v))",
+                ]
+            lines.append("    fields = tuple(fields)")
         if self.tags_index is None:
             lines.append("    tags = ()")
         else:
             lines += [f"    v = values[{self.tags_index}]", "    tags = () if v is None else parse_tags(v)"]
-        lines.append("    return AudienceContact(email, s0, s1, s2, s3, tags, tuple(fields))")
+        lines += [
+            "    return (email, s0, s1, s2, s3, tags, fields)",
+            "",
+            "def _map(values, row_number):",
+            "    record = _record(values, row_number)",
+            "    if type(record) is InvalidRow:",
+            "        return record",
+            "    return AudienceContact(*record)",
+        ]
         namespace: dict[str, Any] = {
             "Mapping": Mapping, "COLUMNS": self.columns, "TAGS": tuple(tag for _, tag in self._custom),
-            "normalize_email": normalize_email, "email_problem": email_problem, "to_text": to_text,
+            "plain_ascii": plain_ascii_email, "check_email": check_email, "to_text": to_text,
             "parse_tags": parse_tags, "InvalidRow": InvalidRow, "AudienceContact": AudienceContact,
         }
         exec(compile("\n".join(lines), f"<RowMapper {len(self.columns)} columns>", "exec"), namespace)
+        self.map_record = namespace["_record"]  # type: ignore[method-assign]
         return namespace["_map"]
 
 
 # ------------------------------------------------------------------------------------ fingerprints
-def fingerprint(contact: AudienceContact) -> str:
+def fingerprint(contact: AudienceContact | ContactRecord) -> str:
     """12 hex digits that change whenever anything sent for ``contact`` changes, list membership aside.
 
-    Stable across processes and Python versions (length-prefixed text + BLAKE2b, never ``hash()``). Tags are
-    compared as a set, ignoring order and case, because that is how ActiveCampaign applies them.
+    Takes an :class:`AudienceContact` or its :data:`ContactRecord` tuple. Stable across processes and
+    Python versions (length-prefixed text + BLAKE2b, never ``hash()``). Tags are compared as a set,
+    ignoring order and case, because that is how ActiveCampaign applies them.
 
     The email itself is left out: a fingerprint is always stored and compared under its email, so
     including it would add nothing, and leaving it out lets contacts with the same attributes (an
     email-only audience, say) share one fingerprint, which the state store then shares in memory.
     48 bits make a change that goes unnoticed (old and new attributes hashing alike) a 1 in 2.8e14 event.
+
+    The canonical text is ``v2|`` + the parts joined by ``|``, each ``-`` for none or ``len:text``: the
+    four standard fields, the tag count, the sorted case-folded tags, the field count, then each field's
+    personalization tag and value (see :func:`_reference_fingerprint`, the plain statement of it). Every
+    stored state holds these values, so the text must never change; this version only builds it faster.
     """
+    if type(contact) is not tuple:
+        contact = (contact.email, contact.first_name, contact.last_name, contact.phone,  # type: ignore[union-attr]
+                   contact.customer_acct_name, contact.tags, contact.fields)  # type: ignore[union-attr]
+    _email, first, last, phone, acct, tags, fields = contact
+    text = (f"v2|{'-' if first is None else f'{len(first)}:{first}'}"
+            f"|{'-' if last is None else f'{len(last)}:{last}'}"
+            f"|{'-' if phone is None else f'{len(phone)}:{phone}'}"
+            f"|{'-' if acct is None else f'{len(acct)}:{acct}'}")
+    if not tags:
+        text += "|1:0"
+    elif len(tags) == 1:
+        tag = tags[0].casefold()
+        text += f"|1:1|{len(tag)}:{tag}"
+    else:
+        folded = sorted({tag.casefold() for tag in tags})
+        count = str(len(folded))
+        text += f"|{len(count)}:{count}|" + "|".join([f"{len(tag)}:{tag}" for tag in folded])
+    if not fields:
+        text += "|1:0"
+    elif len(fields) == 1:  # the common shapes spelled out: a comprehension costs more than the hash
+        (tag, value), = fields
+        text += f"|1:1|{len(tag)}:{tag}|{len(value)}:{value}"
+    else:
+        count = str(len(fields))
+        text += f"|{len(count)}:{count}|" + "|".join([f"{len(tag)}:{tag}|{len(value)}:{value}"
+                                                      for tag, value in fields])
+    return blake2b(text.encode("utf-8"), digest_size=6).hexdigest()
+
+
+def _reference_fingerprint(contact: AudienceContact) -> str:
+    """The canonical text of :func:`fingerprint`, stated plainly (tests check that the two agree)."""
     tags = sorted({tag.casefold() for tag in contact.tags}) if contact.tags else ()
     parts = [contact.first_name, contact.last_name, contact.phone, contact.customer_acct_name,
              str(len(tags)), *tags, str(len(contact.fields))]
     for tag, value in contact.fields:
         parts += (tag, value)
-    # Length-prefixed parts: unambiguous whatever the values hold, and ~10x cheaper than canonical JSON.
     canonical = "v2|" + "|".join("-" if p is None else f"{len(p)}:{p}" for p in parts)
     return hashlib.blake2b(canonical.encode("utf-8"), digest_size=6).hexdigest()
 

@@ -24,9 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=8025, help="TCP port (0: pick a free one; default 8025)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    p.add_argument(
-        "--api-key", default="emulator-api-key", help="expected Api-Token (default emulator-api-key)"
-    )
+    p.add_argument("--api-key", default="emulator-api-key", help="expected Api-Token (default emulator-api-key)")
     p.add_argument("--user", default="emulator", help="username returned by users/me (default emulator)")
     p.add_argument(
         "--requests-per-second",
@@ -34,9 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         default=5,
         help="sliding 1 s window limit; 0 disables (default 5)",
     )
-    p.add_argument(
-        "--retry-after", type=float, default=1, help="Retry-After seconds sent with 429 (default 1)"
-    )
+    p.add_argument("--retry-after", type=float, default=1, help="Retry-After seconds sent with 429 (default 1)")
     p.add_argument(
         "--import-delay",
         type=float,

@@ -70,6 +70,8 @@ class Account(ImportQueue):
                 ],
                 "fields": [f.to_json() for f in self._fields.values()],
                 "fieldRels": [r.to_json() for r in self._field_rels.values()],
+                "fieldOptions": [o.to_json() for o in self._field_options.values()],
+                "groupLimits": [g.limits_json() for g in self._groups.values()],
                 "tags": [t.to_json() for t in self._tags.values()],
                 "exclusions": [x.to_json() for x in self._exclusions.values()],
                 "imports": [b.to_json() for b in self._imports.values()],

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from airflow_provider_activecampaign.emulator.account import Account
 from airflow_provider_activecampaign.emulator.errors import ApiError
 from airflow_provider_activecampaign.emulator.faults import Fault
-from airflow_provider_activecampaign.emulator.records import Exclusion, Membership
+from airflow_provider_activecampaign.emulator.records import Exclusion, Group, Membership
 from airflow_provider_activecampaign.emulator.wire import (
     ADMIN_PREFIX,
     contact_detail,
@@ -32,16 +32,21 @@ ADMIN_EVENTS: dict[str, tuple[str, ...]] = {
     "delete_contact": ("email",),
     "exclude": ("email",),
     "lift_exclusion": ("email",),
+    "set_group_limit": ("group_title", "limit_contact", "limit_list"),
 }
+
 
 def _event_answer(result: object) -> dict[str, Any]:
     if isinstance(result, Membership):
         return {"contactList": result.history_json()}
     if isinstance(result, Exclusion):
         return {"exclusion": result.to_json()}
+    if isinstance(result, Group):
+        return {"groupLimit": result.limits_json()}
     if isinstance(result, int) and not isinstance(result, bool):
         return {"ok": True, "count": result}
     return {"ok": True}
+
 
 def admin_router(account: Account) -> APIRouter:
     router = APIRouter(prefix=ADMIN_PREFIX)
@@ -125,9 +130,7 @@ def admin_router(account: Account) -> APIRouter:
     async def add_group(request: Request) -> Response:
         data = await body(request)
         (title,) = required(data, "title")
-        return json_response(
-            201, {"group": account.add_group(str(title), str(data.get("descript", ""))).to_json()}
-        )
+        return json_response(201, {"group": account.add_group(str(title), str(data.get("descript", ""))).to_json()})
 
     @router.post("/lists")
     async def add_list(request: Request) -> Response:

@@ -17,6 +17,7 @@ from airflow_provider_activecampaign.emulator.wire import (
     contact_detail,
     filter_param,
     int_param,
+    json_body,
     json_response,
     page_params,
     wrapped,
@@ -62,9 +63,19 @@ def api_router(account: Account) -> APIRouter:
         data = await wrapped(request, "exclusion")
         lists = data.get("lists") or []
         if not isinstance(lists, list):
-            raise ApiError(422, {"errors": [{"status": 422, "title": "Invalid attribute",
-                                             "detail": "Lists must be an array of string-quoted integers",
-                                             "source": {"pointer": "/data/attributes/lists"}}]})
+            raise ApiError(
+                422,
+                {
+                    "errors": [
+                        {
+                            "status": 422,
+                            "title": "Invalid attribute",
+                            "detail": "Lists must be an array of string-quoted integers",
+                            "source": {"pointer": "/data/attributes/lists"},
+                        }
+                    ]
+                },
+            )
         exclusion = account.add_exclusion(
             data.get("matchPhrase", ""), data.get("matchType") or "exact", data.get("channel") or "all", lists
         )
@@ -95,6 +106,12 @@ def api_router(account: Account) -> APIRouter:
         groups = list(account.groups.values())
         items = [g.to_json() for g in groups[offset : offset + limit]]
         return json_response(200, collection("groups", items, len(groups)))
+
+    @router.get("/groupLimits")
+    async def get_group_limits(request: Request) -> Response:
+        limit, offset = page_params(request, 20)
+        limits = account.group_limits()
+        return json_response(200, collection("groupLimits", limits[offset : offset + limit], len(limits)))
 
     @router.post("/listGroups")
     async def post_list_groups(request: Request) -> Response:
@@ -210,12 +227,35 @@ def api_router(account: Account) -> APIRouter:
         return json_response(
             200,
             {
-                "fieldOptions": [],
+                "fieldOptions": [o.to_json() for f in page for o in account.field_options(f.id)],
                 "fieldRels": rels,
-                "fields": [f.to_json() for f in page],
+                "fields": [account.field_json(f) for f in page],
                 "meta": {"total": str(len(fields))},
             },
         )
+
+    @router.get("/fields/{field_id}")
+    async def get_field(field_id: str) -> Response:
+        fld = account.get_field(field_id)
+        rels = [r.to_json() for r in account.field_rels.values() if r.field_id == fld.id]
+        return json_response(
+            200,
+            {
+                "fieldOptions": [o.to_json() for o in account.field_options(fld.id)],
+                "fieldRels": rels,
+                "field": account.field_json(fld),
+            },
+        )
+
+    @router.get("/fields/{field_id}/options")
+    async def get_field_options(field_id: str) -> Response:
+        return json_response(200, {"fieldOptions": [o.to_json() for o in account.field_options(field_id)]})
+
+    @router.post("/fieldOption/bulk")
+    async def post_field_options(request: Request) -> Response:
+        body = await json_body(request)
+        items = body.get("fieldOptions") if isinstance(body, dict) else None
+        return json_response(201, {"fieldOptions": [o.to_json() for o in account.create_field_options(items)]})
 
     @router.post("/fields")
     async def post_fields(request: Request) -> Response:
@@ -223,9 +263,7 @@ def api_router(account: Account) -> APIRouter:
 
     @router.post("/fieldRels")
     async def post_field_rels(request: Request) -> Response:
-        return json_response(
-            201, {"fieldRel": account.create_field_rel(await wrapped(request, "fieldRel")).to_json()}
-        )
+        return json_response(201, {"fieldRel": account.create_field_rel(await wrapped(request, "fieldRel")).to_json()})
 
     # ---- tags ----
     @router.get("/tags")
@@ -235,9 +273,7 @@ def api_router(account: Account) -> APIRouter:
         if search is None:
             search, _ = filter_param(request, "search")
         tags = account.find_tags(search)
-        return json_response(
-            200, collection("tags", [t.to_json() for t in tags[offset : offset + limit]], len(tags))
-        )
+        return json_response(200, collection("tags", [t.to_json() for t in tags[offset : offset + limit]], len(tags)))
 
     @router.post("/tags")
     async def post_tags(request: Request) -> Response:

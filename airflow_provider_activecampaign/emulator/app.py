@@ -38,6 +38,7 @@ _NOT_FOUND_HTML = """<!DOCTYPE html>
 <p>This is the ActiveCampaign emulator; the API lives under <code>/api/3</code>.</p></body></html>
 """
 
+
 def create_app(account: Account | None = None) -> FastAPI:
     """The emulator's ASGI application for ``account`` (a fresh default account if None)."""
     account = account or Account()

@@ -21,6 +21,7 @@ from airflow_provider_activecampaign.emulator.records import (
     ContactTag,
     CustomField,
     Exclusion,
+    FieldOption,
     FieldRel,
     Group,
     ImportBatch,
@@ -64,6 +65,7 @@ class AccountBase:
         self._by_email: dict[str, Contact] = {}
         self._fields: dict[str, CustomField] = {}
         self._field_rels: dict[str, FieldRel] = {}
+        self._field_options: dict[str, FieldOption] = {}
         self._tags: dict[str, Tag] = {}
         self._tags_by_name: dict[str, Tag] = {}  # lower-cased name
         self._contact_tags: dict[tuple[str, str], ContactTag] = {}
@@ -77,9 +79,7 @@ class AccountBase:
         self._bulk_window = SlidingWindow()
         self._single_window = SlidingWindow()
         name = self.config.user
-        self.user = User(
-            id="1", username=name, first_name="Emulator", last_name="User", email=f"{name}@example.com"
-        )
+        self.user = User(id="1", username=name, first_name="Emulator", last_name="User", email=f"{name}@example.com")
         self._ids["users"] = 1
         # Every ActiveCampaign account has the user group "Admin".
         admin = Group(id=self._new_id("groups"), title="Admin", descript="Seeded administrators group")

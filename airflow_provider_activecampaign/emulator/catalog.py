@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from airflow_provider_activecampaign.emulator.base import AccountBase
 from airflow_provider_activecampaign.emulator.errors import (
+    ApiError,
     field_missing,
     invalid,
     not_found,
@@ -14,6 +15,7 @@ from airflow_provider_activecampaign.emulator.errors import (
 )
 from airflow_provider_activecampaign.emulator.records import (
     CustomField,
+    FieldOption,
     FieldRel,
     Group,
     ListGroup,
@@ -22,7 +24,9 @@ from airflow_provider_activecampaign.emulator.records import (
 )
 from airflow_provider_activecampaign.emulator.rules import (
     FIELD_TYPES,
+    OPTION_TYPES,
     as_text,
+    field_value_problem,
     now_iso,
     perstag_for,
 )
@@ -44,6 +48,23 @@ class Catalog(AccountBase):
     def groups(self) -> dict[str, Group]:
         with self.lock:
             return dict(self._groups)
+
+    def set_group_limit(self, group_title: str, limit_contact: int, limit_list: int | None = None) -> Group:
+        """Set a user group's contact limit (0: none); the bulk importer then refuses contacts that
+        would take the group's lists over it."""
+        with self.lock:
+            group = self.group_by_title(group_title)
+            if group is None:
+                raise KeyError(f"no user group titled {group_title!r}")
+            group.limit_contact = max(0, int(limit_contact))
+            if limit_list is not None:
+                group.limit_list = max(0, int(limit_list))
+            return group
+
+    def group_limits(self) -> list[dict[str, Any]]:
+        """GET groupLimits."""
+        with self.lock:
+            return [g.limits_json() for g in self._groups.values()]
 
     def group_by_title(self, title: str) -> Group | None:
         with self.lock:
@@ -85,9 +106,7 @@ class Catalog(AccountBase):
     def create_list(self, data: dict[str, Any]) -> MailingList:
         """POST lists: name, stringid, sender_url and sender_reminder are required; stringid unique."""
         with self.lock:
-            missing = [
-                k for k in ("name", "stringid", "sender_url", "sender_reminder") if not as_text(data.get(k))
-            ]
+            missing = [k for k in ("name", "stringid", "sender_url", "sender_reminder") if not as_text(data.get(k))]
             if missing:
                 raise unprocessable(*(field_missing(k, f"The list {k} was not provided.") for k in missing))
             stringid = as_text(data["stringid"])
@@ -208,12 +227,94 @@ class Catalog(AccountBase):
             self._fields[fld.id] = fld
             return fld
 
-    def add_field(self, title: str, perstag: str | None = None, field_type: str = "text") -> CustomField:
-        """Test helper: create a custom field (and its fieldRel to all lists)."""
+    def add_field(
+        self, title: str, perstag: str | None = None, field_type: str = "text", options: Iterable[str] = ()
+    ) -> CustomField:
+        """Test helper: create a custom field (and its fieldRel to all lists), with ``options``."""
         with self.lock:
             fld = self.create_field({"title": title, "type": field_type, "perstag": perstag or ""})
             self.create_field_rel({"field": fld.id, "relid": 0})
+            values = list(options)
+            if values:
+                self.create_field_options([{"field": fld.id, "value": v, "label": v} for v in values])
             return fld
+
+    def get_field(self, field_id: object) -> CustomField:
+        with self.lock:
+            fld = self._fields.get(str(field_id))
+            if fld is None:
+                raise not_found("Field", field_id)
+            return fld
+
+    def field_json(self, fld: CustomField) -> dict[str, Any]:
+        """A field as GET fields renders it: with the ids of its options and relations."""
+        with self.lock:
+            return {
+                **fld.to_json(),
+                "options": [o.id for o in self._options_of(fld.id)],
+                "relations": [r.id for r in self._field_rels.values() if r.field_id == fld.id],
+            }
+
+    def create_field_options(self, items: Any) -> list[FieldOption]:
+        """POST fieldOption/bulk: options for dropdown, radio, checkbox and listbox fields.
+
+        All or nothing: any bad item refuses the whole request. A value a field already has is
+        refused as a duplicate.
+        """
+        with self.lock:
+            if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+                raise ApiError(
+                    422, {"errors": "Bulk operation failed. Request must contain an array of fieldOption objects."}
+                )
+            seen: set[tuple[str, str]] = set()
+            for item in items:
+                fid, value = as_text(item.get("field")), as_text(item.get("value"))
+                if not fid or not value:
+                    raise unprocessable(*(field_missing(k) for k in ("field", "value") if not as_text(item.get(k))))
+                fld = self.get_field(fid)
+                if fld.type not in OPTION_TYPES:
+                    raise unprocessable(invalid("field", f"Field {fid} is a {fld.type} field, which has no options"))
+                if (fid, value) in seen or any(o.value == value for o in self._options_of(fid)):
+                    raise unprocessable(
+                        {
+                            "title": "Duplicate entry",
+                            "detail": f"Field {fid} already has an option with the value '{value}'",
+                            "code": "duplicate",
+                            "source": {"pointer": "/data/attributes/value"},
+                        }
+                    )
+                seen.add((fid, value))
+            stamp = now_iso()
+            created = []
+            for item in items:
+                fid = as_text(item["field"])
+                order = item.get("orderid")
+                option = FieldOption(
+                    id=self._new_id("fieldOptions"),
+                    field_id=fid,
+                    value=as_text(item["value"]),
+                    label=as_text(item.get("label")) or as_text(item["value"]),
+                    orderid=int(order) if str(order or "").isdigit() else len(self._options_of(fid)) + 1,
+                    isdefault=as_text(item.get("isdefault")) in ("1", "true"),
+                    cdate=stamp,
+                )
+                self._field_options[option.id] = option
+                created.append(option)
+            return created
+
+    def field_options(self, field_id: object) -> list[FieldOption]:
+        """A field's options in display order (GET fields/{id}/options)."""
+        with self.lock:
+            return self._options_of(self.get_field(field_id).id)
+
+    def _options_of(self, field_id: str) -> list[FieldOption]:
+        return sorted((o for o in self._field_options.values() if o.field_id == field_id), key=lambda o: o.orderid)
+
+    def value_problem(self, field_id: str, value: str) -> str | None:
+        """Why ``value`` cannot be stored in the field (ActiveCampaign's formats), or None."""
+        fld = self._fields[field_id]
+        options = {o.value for o in self._options_of(field_id)} if fld.type in OPTION_TYPES else set()
+        return field_value_problem(fld.type, value, options)
 
     @property
     def fields(self) -> dict[str, CustomField]:
@@ -262,14 +363,10 @@ class Catalog(AccountBase):
                         "source": {"pointer": "/data/attributes/tag"},
                     }
                 )
-            return self._make_tag(
-                name, as_text(data.get("tagType")) or "contact", as_text(data.get("description"))
-            )
+            return self._make_tag(name, as_text(data.get("tagType")) or "contact", as_text(data.get("description")))
 
     def _make_tag(self, name: str, tag_type: str = "contact", description: str = "") -> Tag:
-        tag = Tag(
-            id=self._new_id("tags"), tag=name, tag_type=tag_type, description=description, cdate=now_iso()
-        )
+        tag = Tag(id=self._new_id("tags"), tag=name, tag_type=tag_type, description=description, cdate=now_iso())
         self._tags[tag.id] = tag
         self._tags_by_name[name.lower()] = tag
         return tag

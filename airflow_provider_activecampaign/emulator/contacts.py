@@ -136,6 +136,9 @@ class Contacts(Catalog):
                             "source": {"pointer": "/data/attributes/fieldValues"},
                         }
                     )
+                problem = self.value_problem(str(item["field"]), as_text(item.get("value")))
+                if problem is not None:
+                    raise unprocessable(invalid("fieldValues", f"Invalid value for field {item['field']}: {problem}"))
             contact, created = self._upsert(
                 as_text(email),
                 first_name=opt_text(data.get("firstName")),
@@ -143,8 +146,7 @@ class Contacts(Catalog):
                 phone=opt_text(data.get("phone")),
             )
             written = [
-                self._set_field_value(contact, str(item["field"]), as_text(item.get("value")))
-                for item in values
+                self._set_field_value(contact, str(item["field"]), as_text(item.get("value"))) for item in values
             ]
             return contact, created, written
 
@@ -265,14 +267,10 @@ class Contacts(Catalog):
                 )
             contact = self._contact_by_id(data["contact"])
             if contact is None:
-                raise ApiError(
-                    404, {"errors": [{"status": 404, "title": "Not Found", "detail": "Contact not found"}]}
-                )
+                raise ApiError(404, {"errors": [{"status": 404, "title": "Not Found", "detail": "Contact not found"}]})
             tag_id = str(data["tag"])
             if tag_id not in self._tags:
-                raise ApiError(
-                    404, {"errors": [{"status": 404, "title": "Not Found", "detail": "Tag not found"}]}
-                )
+                raise ApiError(404, {"errors": [{"status": 404, "title": "Not Found", "detail": "Tag not found"}]})
             return self._tag_contact(contact, tag_id)
 
     def _tag_contact(self, contact: Contact, tag_id: str) -> ContactTag:

@@ -16,9 +16,11 @@ class ApiError(Exception):
         self.payload = payload
         self.headers = headers or {}
 
+
 def not_found(entity: str, ident: object) -> ApiError:
     """ActiveCampaign's bare-message 404 ("No Result found for _List with id 7")."""
     return ApiError(404, {"message": f"No Result found for {entity} with id {ident}"})
+
 
 def field_missing(name: str, title: str | None = None) -> dict[str, Any]:
     """One ``errors[]`` item for a required attribute that was not sent."""
@@ -29,9 +31,11 @@ def field_missing(name: str, title: str | None = None) -> dict[str, Any]:
         "source": {"pointer": f"/data/attributes/{name}"},
     }
 
+
 def unprocessable(*errors: dict[str, Any]) -> ApiError:
     """422 with the JSON:API-like ``errors[]`` envelope used by most create endpoints."""
     return ApiError(422, {"errors": list(errors)})
+
 
 def invalid(name: str, title: str) -> dict[str, Any]:
     return {
@@ -40,6 +44,7 @@ def invalid(name: str, title: str) -> dict[str, Any]:
         "code": "field_invalid",
         "source": {"pointer": f"/data/attributes/{name}"},
     }
+
 
 def bulk_error(message: str) -> ApiError:
     return ApiError(400, {"success": 0, "message": message, "failureReasons": [message]})

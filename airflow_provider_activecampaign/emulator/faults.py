@@ -64,9 +64,7 @@ class Fault:
             self.method = self.method.upper()
 
     def matches(self, method: str, rel_path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path is None or rel_path.startswith(self.path)
-        )
+        return (self.method is None or self.method == method) and (self.path is None or rel_path.startswith(self.path))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,9 +95,7 @@ class FaultInjector:
         retry_after: float | None = None,
     ) -> Fault:
         """The next ``count`` matching requests get ``status`` (HTML body for 5xx)."""
-        return self.add(
-            Fault("status", count=count, status=status, path=path, method=method, retry_after=retry_after)
-        )
+        return self.add(Fault("status", count=count, status=status, path=path, method=method, retry_after=retry_after))
 
     def throttle_next(
         self,

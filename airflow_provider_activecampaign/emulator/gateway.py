@@ -36,9 +36,11 @@ _REASONS = {
     504: "Gateway time-out",
 }
 
+
 def format_seconds(value: float) -> str:
     """Retry-After value: whole seconds as an integer; fractions kept so tests can stay fast."""
     return str(int(value)) if float(value).is_integer() else str(value)
+
 
 def cloudflare_page(status: int) -> bytes:
     """An HTML error page like the ones Cloudflare serves in front of ActiveCampaign."""
@@ -55,6 +57,7 @@ def cloudflare_page(status: int) -> bytes:
         "Cloudflare (emulated)</p></div></body></html>\n"
     ).encode()
 
+
 async def _send_raw(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     await send(
         {
@@ -64,6 +67,7 @@ async def _send_raw(send: Send, status: int, body: bytes, headers: list[tuple[by
         }
     )
     await send({"type": "http.response.body", "body": body})
+
 
 async def _drop_connection(receive: Receive) -> None:
     """Close the client's connection without an HTTP answer.
@@ -82,11 +86,13 @@ async def _drop_connection(receive: Receive) -> None:
             break
         await asyncio.sleep(0)
 
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             return value.decode("latin-1")
     return None
+
 
 class Gateway:
     """Pure ASGI middleware in front of every route (see the module docstring for the order)."""
@@ -131,9 +137,7 @@ class Gateway:
                 await _send_raw(send_logged, 403, b"", [])
                 return
             if account.blocked:
-                body = json_bytes(
-                    {"message": "The request could not be processed due to account payment issues."}
-                )
+                body = json_bytes({"message": "The request could not be processed due to account payment issues."})
                 await _send_raw(send_logged, 402, body, [(b"content-type", b"application/json")])
                 return
             admitted, limit, remaining = account.admit(record.time)

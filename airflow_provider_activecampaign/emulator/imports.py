@@ -5,6 +5,7 @@ call that looks at state), with per-contact refusals reported by ``import/info``
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,16 @@ from airflow_provider_activecampaign.emulator.rules import (
     now_iso,
     opt_text,
 )
+
+
+@dataclass
+class ContactLimit:
+    """A user group's contact limit while a batch is applied: its lists and who counts."""
+
+    group: str
+    limit: int
+    lists: set[str]
+    active: set[int]
 
 
 class ImportQueue(Memberships):
@@ -149,8 +160,9 @@ class ImportQueue(Memberships):
             return done
 
     def _apply_batch(self, batch: ImportBatch, now: float) -> None:
+        limits = self._contact_limits()
         for item in batch.contacts:
-            problem = self._apply_import_contact(batch, item)
+            problem = self._apply_import_contact(batch, item, limits)
             if problem is not None:
                 email = str(item.get("email"))
                 batch.failure.append(email)
@@ -158,7 +170,24 @@ class ImportQueue(Memberships):
         batch.status = "completed"
         batch.processed_at = now
 
-    def _apply_import_contact(self, batch: ImportBatch, item: dict[str, Any]) -> str | None:
+    def _contact_limits(self) -> list[ContactLimit]:
+        """The user groups with a contact limit, each with its lists and the contacts active on them.
+
+        A contact counts once however many of the group's lists they are active on, and not at all
+        when unsubscribed from all of them (as ActiveCampaign bills). Built once per batch.
+        """
+        limits = []
+        for group in self._groups.values():
+            if group.limit_contact <= 0:
+                continue
+            lists = {lg.list_id for lg in self._list_groups.values() if lg.group_id == group.id}
+            active = set().union(*(self._list_by_status.get((lid, ACTIVE), []) for lid in lists))
+            limits.append(ContactLimit(group.title, group.limit_contact, lists, active))
+        return limits
+
+    def _apply_import_contact(
+        self, batch: ImportBatch, item: dict[str, Any], limits: list[ContactLimit]
+    ) -> str | None:
         """Apply one imported contact; returns why it failed (then nothing at all is changed)."""
         key = normalize_email(str(item["email"]))
         subscribe = list_ids(item.get("subscribe"))
@@ -177,6 +206,22 @@ class ImportQueue(Memberships):
                     return f"contact unsubscribed from list {lid}; imports do not re-subscribe"
                 if m is not None and m.status == BOUNCED:
                     return f"contact bounced on list {lid}"
+        values: list[tuple[str, str]] = []
+        for fv in item.get("fields") or []:
+            fid = str(fv.get("id")) if isinstance(fv, dict) else ""
+            if fid not in self._fields:
+                batch.warnings.append(f"{key}: unknown custom field id {fid!r} ignored")
+                continue
+            value = as_text(fv.get("value"))
+            problem = self.value_problem(fid, value)
+            if problem is not None:
+                return f"field {fid}: {problem}"
+            values.append((fid, value))
+        cid = int(existing.id) if existing is not None else None
+        for limit in limits:
+            counted = cid is not None and cid in limit.active
+            if not counted and limit.lists.intersection(subscribe) and len(limit.active) >= limit.limit:
+                return f"over the contact limit of user group {limit.group!r} ({limit.limit} contacts)"
         contact, created = self._upsert(
             str(item["email"]),
             first_name=opt_text(item.get("first_name")),
@@ -186,12 +231,8 @@ class ImportQueue(Memberships):
         )
         if created:
             batch.success.append(contact.id)
-        for fv in item.get("fields") or []:
-            fid = str(fv.get("id")) if isinstance(fv, dict) else ""
-            if fid not in self._fields:
-                batch.warnings.append(f"{key}: unknown custom field id {fid!r} ignored")
-                continue
-            self._set_field_value(contact, fid, as_text(fv.get("value")))
+        for fid, value in values:
+            self._set_field_value(contact, fid, value)
         tags = item.get("tags") or []
         for raw in [tags] if isinstance(tags, str) else tags:
             name = str(raw).strip()
@@ -203,4 +244,10 @@ class ImportQueue(Memberships):
             self._set_status(contact, lid, ACTIVE, marker)
         for lid in unsubscribe:
             self._set_status(contact, lid, UNSUBSCRIBED, marker)
+        for limit in limits:
+            if limit.lists.intersection(subscribe + unsubscribe):
+                still = any(
+                    m.status == ACTIVE for lid, m in contact.memberships.items() if lid in limit.lists
+                )
+                (limit.active.add if still else limit.active.discard)(int(contact.id))
         return None

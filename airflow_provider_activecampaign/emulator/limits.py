@@ -38,6 +38,7 @@ class EmulatorConfig:
         data.pop("api_key")
         return data
 
+
 class SlidingWindow:
     """At most ``limit`` acquisitions in any window of ``window`` seconds (a log of timestamps).
 
@@ -68,12 +69,14 @@ class SlidingWindow:
     def clear(self) -> None:
         self._times.clear()
 
+
 def window_params(per_second: float, window: float = 1.0) -> tuple[int, float]:
     """(capacity, window seconds) for a rate: ``int(per_second)`` per ``window`` seconds; below 1,
     one request per proportionally longer window (0.5 rps -> 1 per 2 s)."""
     if per_second >= 1:
         return int(per_second), window
     return 1, window / per_second
+
 
 def max_in_sliding_window(times: Iterable[float], window: float) -> int:
     """The most events found in any half-open interval [t, t + window): how rate limits are counted."""

@@ -190,9 +190,7 @@ class Memberships(Contacts):
             contact, lid = self._event_contact(email, list_id, create=True)
             return self._set_status(contact, lid, ACTIVE, BY_SEED)
 
-    def signup_by_form(
-        self, email: str, list_id: object, *, confirmed: bool = True, form_id: str = "1"
-    ) -> Membership:
+    def signup_by_form(self, email: str, list_id: object, *, confirmed: bool = True, form_id: str = "1") -> Membership:
         """The person subscribes (or re-subscribes) themselves through a form: status 1 (0 while a
         double opt-in is not ``confirmed``). Creates the contact if needed."""
         with self.lock:
@@ -363,9 +361,7 @@ class Memberships(Contacts):
         with self.lock:
             key = normalize_email(email)
             gone = [
-                x.id
-                for x in self._exclusions.values()
-                if x.match_type == "exact" and x.match_phrase.lower() == key
+                x.id for x in self._exclusions.values() if x.match_type == "exact" and x.match_phrase.lower() == key
             ]
             for ident in gone:
                 del self._exclusions[ident]

@@ -28,13 +28,16 @@ BY_ADMIN = "admin"  # a user of the account, by hand in the web app
 
 BY_BOUNCE = "system:bounce"  # ActiveCampaign marked the address bounced
 
+
 def by_import(batch_id: str) -> str:
     """Membership change marker for a bulk import batch."""
     return f"import:{batch_id}"
 
+
 def by_automation(automation_id: object) -> str:
     """Membership change marker for an automation's "unsubscribe" step."""
     return f"automation:{automation_id}"
+
 
 UNCONFIRMED = 0
 
@@ -58,6 +61,7 @@ SOURCE_RESUBSCRIBED = "4"
 
 STATUS_NAMES = {0: "unconfirmed", 1: "active", 2: "unsubscribed", 3: "bounced"}
 
+
 @dataclass
 class User:
     id: str
@@ -76,6 +80,7 @@ class User:
             "signature": None,
             "id": self.id,
         }
+
 
 @dataclass
 class MailingList:
@@ -108,6 +113,7 @@ class MailingList:
         data["id"] = self.id
         return data
 
+
 @dataclass
 class MembershipChange:
     """One status change of a membership: the new status, who made it, when, and why."""
@@ -132,6 +138,7 @@ class MembershipChange:
             "unsubscribeAutomation": self.unsubscribe_automation,
             "sourceid": self.sourceid,
         }
+
 
 @dataclass
 class Membership:
@@ -205,6 +212,7 @@ class Membership:
         """The record plus who made each change (emulator extra, for the admin API)."""
         return {**self.to_json(), "changed_by": self.changed_by, "history": [h.to_json() for h in self.history]}
 
+
 @dataclass
 class FieldValue:
     id: str
@@ -224,6 +232,7 @@ class FieldValue:
             "owner": self.contact_id,
             "id": self.id,
         }
+
 
 @dataclass
 class Contact:
@@ -261,6 +270,7 @@ class Contact:
             "id": self.id,
         }
 
+
 @dataclass
 class CustomField:
     id: str
@@ -292,6 +302,33 @@ class CustomField:
             "id": self.id,
         }
 
+
+@dataclass
+class FieldOption:
+    """One option of a dropdown, radio, checkbox or listbox field."""
+
+    id: str
+    field_id: str
+    value: str
+    label: str
+    orderid: int
+    isdefault: bool
+    cdate: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "orderid": self.orderid,
+            "value": self.value,
+            "label": self.label,
+            "isdefault": int(self.isdefault),
+            "field": self.field_id,
+            "cdate": self.cdate,
+            "udate": self.cdate,
+            "links": {"field": f"/api/3/fieldOptions/{self.id}/field"},
+            "id": self.id,
+        }
+
+
 @dataclass
 class FieldRel:
     id: str
@@ -307,6 +344,7 @@ class FieldRel:
             "cdate": self.cdate,
             "id": self.id,
         }
+
 
 @dataclass
 class Tag:
@@ -326,6 +364,7 @@ class Tag:
             "id": self.id,
         }
 
+
 @dataclass
 class ContactTag:
     id: str
@@ -336,16 +375,42 @@ class ContactTag:
     def to_json(self) -> dict[str, Any]:
         return {"contact": self.contact_id, "tag": self.tag_id, "cdate": self.cdate, "id": self.id}
 
+
 @dataclass
 class Group:
-    """A user group (permissions), not a contact group: lists need one to show in the UI."""
+    """A user group (permissions), not a contact group: lists need one to show in the UI.
+
+    ``limit_contact`` and ``limit_list`` are the group's limits (GET groupLimits); 0 is no limit.
+    """
 
     id: str
     title: str
     descript: str
+    limit_contact: int = 0
+    limit_list: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"title": self.title, "descript": self.descript, "unsubscribelink": "0", "id": self.id}
+
+    def limits_json(self) -> dict[str, Any]:
+        """The group's record in GET groupLimits (same id as the group, as in the documented example)."""
+        return {
+            "groupid": self.id,
+            "limitMail": "0",
+            "limitMailType": "month",
+            "limitContact": str(self.limit_contact),
+            "limitList": str(self.limit_list),
+            "limitCampaign": "0",
+            "limitCampaignType": "month",
+            "limitAttachment": "-1",
+            "limitUser": "0",
+            "abuseRatio": "4",
+            "forceSenderInfo": "0",
+            "links": {"group": f"/api/3/groupLimits/{self.id}/group"},
+            "id": self.id,
+            "group": self.id,
+        }
+
 
 @dataclass
 class ListGroup:
@@ -355,6 +420,7 @@ class ListGroup:
 
     def to_json(self) -> dict[str, Any]:
         return {"listid": self.list_id, "groupid": self.group_id, "id": self.id}
+
 
 @dataclass
 class Exclusion:
@@ -393,6 +459,7 @@ class Exclusion:
             "lists": list(self.lists),
         }
 
+
 @dataclass
 class ImportBatch:
     """One accepted bulk import request and, once processed, its outcome."""
@@ -426,7 +493,9 @@ class ImportBatch:
             "warnings": list(self.warnings),
         }
 
+
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
+
 
 @dataclass
 class RequestRecord:

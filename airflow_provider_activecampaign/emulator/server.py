@@ -27,9 +27,7 @@ def loopback_address(host: str) -> str:
     try:
         ip = ipaddress.ip_address(candidate)
     except ValueError:
-        raise ValueError(
-            f"the emulator binds loopback addresses only; {host!r} is not an IP address"
-        ) from None
+        raise ValueError(f"the emulator binds loopback addresses only; {host!r} is not an IP address") from None
     if not ip.is_loopback:
         raise ValueError(f"the emulator binds loopback addresses only (127.0.0.1 or ::1); refusing {host!r}")
     return str(ip)

@@ -13,6 +13,7 @@ here, where earlier releases defined them.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -60,7 +61,7 @@ from airflow_provider_activecampaign.importer import (
     encode_body,
     split_import_batches,
 )
-from airflow_provider_activecampaign.masking import mask_email, mask_emails
+from airflow_provider_activecampaign.masking import EmailMaskingFilter, mask_email, mask_emails
 
 JSONDict = dict[str, Any]
 
@@ -76,6 +77,16 @@ USER_AGENT = f"airflow-provider-activecampaign/{__version__} (+requests/{request
 _RETRY_SERVER_STATUSES = frozenset({500, 502, 504})
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _BULK_IMPORT_ENDPOINT = "import/bulk_import"
+
+
+_URLLIB3_LOGGER = "urllib3.connectionpool"  # its DEBUG lines carry full URLs, query strings included
+
+
+def _mask_transport_logs() -> None:
+    """Mask emails in urllib3's request lines (``GET /api/3/contacts?email=…``), once per process."""
+    logger = logging.getLogger(_URLLIB3_LOGGER)
+    if not any(isinstance(f, EmailMaskingFilter) for f in logger.filters):
+        logger.addFilter(EmailMaskingFilter())
 
 
 def endpoint_key(method: str, endpoint: str) -> str:
@@ -190,6 +201,7 @@ class ActiveCampaignHook(ActiveCampaignResources, BaseHook):
     def get_conn(self) -> requests.Session:
         """One ``requests.Session`` per hook (connection pooling), carrying the auth headers."""
         if self._session is None:
+            _mask_transport_logs()
             settings = self.settings
             if not settings.api_key:
                 raise ActiveCampaignConfigurationError(

@@ -264,7 +264,10 @@ def error_for(method: str, shown: str, answer: Answer, *, attempt: int, exhauste
             f"(the API key would go along). Set the API URL exactly as Settings > Developer shows it.",
             **common)
     if 400 <= status < 500:
-        validation = {"code": scrub.data(answer.code), "detail": scrub.data(answer.detail),
+        # code and detail are display text: masked. errors/failureReasons stay structured (key removed):
+        # the engine reads which contact was refused from them, and never puts them in a message.
+        validation = {"code": scrub.text(answer.code) if answer.code else None,
+                      "detail": scrub.text(answer.detail) if answer.detail else None,
                       "errors": scrub.data(answer.errors)}
         if bulk and any(isinstance(r, dict) for r in answer.failure_reasons):
             return ActiveCampaignBulkImportRejectedError(

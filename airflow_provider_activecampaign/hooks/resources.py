@@ -21,6 +21,7 @@ from airflow_provider_activecampaign.exceptions import (
     ActiveCampaignValidationError,
 )
 from airflow_provider_activecampaign.hooks.settings import API_PREFIX
+from airflow_provider_activecampaign.masking import mask_emails
 
 __all__ = ["PAGE_SIZE", "ActiveCampaignResources", "derive_stringid"]
 
@@ -223,8 +224,8 @@ class ActiveCampaignResources:
                 existing = None
             if existing is None:
                 raise
-            self.log.info("Creating list %r was refused (HTTP %s) but it exists (id %s); using it.",
-                          name, exc.status, existing.get("id"))
+            self.log.info("Creating list %s was refused (HTTP %s) but it exists (id %s); using it.",
+                          mask_emails(repr(name)), exc.status, existing.get("id"))
             return existing
 
     def get_group_limits(self) -> list[JSONDict]:

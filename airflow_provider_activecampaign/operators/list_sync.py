@@ -1,13 +1,23 @@
-"""ActiveCampaignListSyncOperator: reconcile a list with the audience from its real membership."""
+"""ActiveCampaignListSyncOperator: prepare a list, or repair it from its real membership.
+
+Verification moved to ActiveCampaignListSensor; ``verify_only=True`` still works (deprecated) and
+checks with the sensor's own logic.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
+from airflow_provider_activecampaign.audience.destination import (
+    DestinationError,
+    find_or_create_list,
+    resolve_group,
+)
 from airflow_provider_activecampaign.audience.state import StateLockedError
 from airflow_provider_activecampaign.audience.sync import AudienceSync, AudienceSyncError
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
@@ -24,18 +34,17 @@ __all__ = ["ActiveCampaignListSyncOperator"]
 class ActiveCampaignListSyncOperator(BaseAudienceOperator):
     """Reconcile a list with the audience by reading its real membership back from ActiveCampaign.
 
-    Without ``verify_only`` it subscribes the missing and unsubscribes the extra (same safety rules as
-    the send). With ``verify_only=True`` it only compares and fails when the share of differing
-    contacts exceeds ``tolerance``; since ActiveCampaign's changes can take time to appear it checks
-    again every ``poke_interval`` until ``timeout``, rescheduling in between so no worker slot is held.
-    Without a source (no sql/records) and with ``create_list=True`` it only prepares the list.
+    With a source (``sql`` or ``records``) it subscribes the missing and unsubscribes the extra, with
+    the same safety rules as the send. Without a source it only prepares the list: found by name, or
+    created (``create_list=True``) and tied to ``group_name``.
 
-    :param verify_only: only compare the list with the audience and fail when they differ by more than
-        ``tolerance`` (deprecated: use ActiveCampaignListSensor).
-    :param tolerance: the share (0 to 1) of audience contacts that may differ when verifying. (templated)
+    :param verify_only: deprecated, use ActiveCampaignListSensor: only compare the list with the
+        audience, checking again every ``poke_interval`` until ``timeout`` (rescheduled in between).
+    :param tolerance: with ``verify_only``, the share (0 to 1) of audience contacts that may differ.
+        (templated)
     :param create_list: create the list (tied to ``group_name``) when it does not exist.
-    :param timeout: how long verification keeps checking before it fails (``timedelta`` or seconds).
-    :param poke_interval: time between two checks of a verification (``timedelta`` or seconds).
+    :param timeout: with ``verify_only``, how long to keep checking (``timedelta`` or seconds).
+    :param poke_interval: with ``verify_only``, the time between checks (``timedelta`` or seconds).
     """
 
     template_fields: Sequence[str] = (*BaseAudienceOperator.template_fields, "tolerance")
@@ -43,6 +52,10 @@ class ActiveCampaignListSyncOperator(BaseAudienceOperator):
     def __init__(self, *, verify_only: bool = False, tolerance: float = 0.0, create_list: bool = False,
                  timeout: timedelta | float = 0, poke_interval: timedelta | float = 60, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if verify_only:
+            warnings.warn("ActiveCampaignListSyncOperator(verify_only=True) is deprecated: use "
+                          "ActiveCampaignListSensor (same arguments, plus mode, exponential_backoff and "
+                          "deferrable).", DeprecationWarning, stacklevel=3)
         self.verify_only = verify_only
         self.tolerance = check_ratio("tolerance", tolerance, templated=True)
         self.create_list = create_list
@@ -58,27 +71,31 @@ class ActiveCampaignListSyncOperator(BaseAudienceOperator):
         hook = ActiveCampaignHook(activecampaign_conn_id=self.activecampaign_conn_id)
         if not self.has_source():
             return self._prepare_list(context, hook)
-        options = self.sync_options(dry_run=self.verify_only, create_list=self.create_list or not
-                                    self.verify_only, action_on_empty="fail")
-        store = self.state_store(hook)
-        engine = AudienceSync(hook, options, store=store, run_id=self.run_key(context), log=self.log)
+        if self.verify_only:
+            return self._verify(context)
+        options = self.sync_options(create_list=True, action_on_empty="fail")
+        engine = AudienceSync(hook, options, store=self.state_store(hook), run_id=self.run_key(context),
+                              log=self.log)
         try:
             with self.open_source() as (columns, rows):
                 summary = engine.run(columns, rows, membership="activecampaign")
-        except (AudienceSyncError, StateLockedError) as error:
+        except (AudienceSyncError, DestinationError, StateLockedError) as error:
             raise AirflowFailException(str(error)) from error
         self.publish_list(context, hook, summary.list_id)
-        if not self.verify_only:
-            result = summary.as_dict()
-            self.log_summary(result)
-            return result
-        ok, message = engine.verification(float(self.tolerance))
         result = summary.as_dict()
-        result.update(verified=ok, message=message)
-        if ok:
-            self.log.info("Verified: %s", message)
+        self.log_summary(result)
+        return result
+
+    def _verify(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_activecampaign.sensors.list import verify_list
+
+        hook, result = verify_list(self, run_key=self.run_key(context), tolerance=float(self.tolerance),
+                                   log=self.log)
+        self.publish_list(context, hook, result.get("list_id"))
+        if result["verified"]:
+            self.log.info("Verified: %s", result["message"])
             return result
-        self._wait_or_fail(context, message)
+        self._wait_or_fail(context, result["message"])
         return result
 
     def _wait_or_fail(self, context: Context, message: str) -> None:
@@ -93,22 +110,13 @@ class ActiveCampaignListSyncOperator(BaseAudienceOperator):
         raise AirflowFailException(f"Verification failed: {message}")
 
     def _prepare_list(self, context: Context, hook: ActiveCampaignHook) -> dict[str, Any]:
-        """Create the list if missing and tie it to the group: readies a new environment."""
-        group = None
-        if self.group_name:
-            group = hook.find_user_group(self.group_name)
-            if group is None:
-                raise AirflowFailException(f"Invalid group name {self.group_name!r}: no such user group.")
-        found = hook.find_list_by_name(self.list_name)
-        created = False
-        if found is None:
-            if not self.create_list:
-                raise AirflowFailException(f"List {self.list_name!r} does not exist and create_list=False.")
-            found = hook.create_list(self.list_name, sender_url=self.sender_url,
-                                     sender_reminder=self.sender_reminder)
-            created = True
-            if group is not None:
-                hook.add_list_to_group(str(found["id"]), str(group["id"]))
+        """Find the list, or create it and tie it to the group: readies a new environment."""
+        try:
+            group = resolve_group(hook, self.group_name)
+            found, created = find_or_create_list(hook, self.list_name, group=group, create=self.create_list,
+                                                 sender_url=self.sender_url, sender_reminder=self.sender_reminder)
+        except DestinationError as error:
+            raise AirflowFailException(str(error)) from error
         list_id = str(found["id"])
         self.publish_list(context, hook, list_id)
         self.log.info("List %r is ready (id %s, %s).", self.list_name, list_id, "created" if created else "existing")

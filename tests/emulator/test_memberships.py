@@ -30,9 +30,7 @@ def admin(emulator: EmulatorServer, event: str, **body: Any) -> requests.Respons
 
 
 def admin_membership(emulator: EmulatorServer, email: str, list_id: str) -> dict[str, Any]:
-    resp = requests.get(
-        f"{emulator.url}/_emulator/membership", params={"email": email, "list_id": list_id}, timeout=5
-    )
+    resp = requests.get(f"{emulator.url}/_emulator/membership", params={"email": email, "list_id": list_id}, timeout=5)
     assert resp.status_code == 200, resp.text
     return resp.json()["contactList"]
 
@@ -63,9 +61,7 @@ def count(api: Api, list_id: str, status: int) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_membership_record_carries_dates_reason_campaign_and_who_changed_it(
-    api: Api, emulator: EmulatorServer
-) -> None:
+def test_membership_record_carries_dates_reason_campaign_and_who_changed_it(api: Api, emulator: EmulatorServer) -> None:
     list_id = make_list(api)
     first = import_contacts(api, [{"email": "ann@example.com", "subscribe": [{"listid": list_id}]}])
     subscribed = record_of(api, "ann@example.com", list_id)
@@ -110,9 +106,7 @@ def test_counts_per_status_are_exact_in_one_request_each(api: Api, emulator: Emu
     assert emulator.account.request_counts() == {"GET contacts": 6}
 
 
-def test_include_contact_lists_side_loads_memberships_at_the_top_level(
-    api: Api, emulator: EmulatorServer
-) -> None:
+def test_include_contact_lists_side_loads_memberships_at_the_top_level(api: Api, emulator: EmulatorServer) -> None:
     account = emulator.account
     list_id = make_list(api)
     other = make_list(api, "Other")
@@ -274,9 +268,7 @@ def test_importer_never_re_subscribes_an_unsubscribed_or_bounced_contact(
     list_id = make_list(api)
     account.subscribe("f@example.com", list_id)
     getattr(account, status_maker)("f@example.com", list_id)
-    result = import_contacts(
-        api, [{"email": "f@example.com", "first_name": "New", "subscribe": [{"listid": list_id}]}]
-    )
+    result = import_contacts(api, [{"email": "f@example.com", "first_name": "New", "subscribe": [{"listid": list_id}]}])
     assert result["failure"] == ["f@example.com"]
     assert account.membership("f@example.com", list_id).status in (2, 3)  # type: ignore[union-attr]
     assert account.contact("f@example.com").first_name == ""  # type: ignore[union-attr]

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_activecampaign.operators.activecampaign import (
-    ActiveCampaignAudienceSendOperator,
-    ActiveCampaignListSyncOperator,
-)
+from airflow_provider_activecampaign.operators.audience import ActiveCampaignAudienceSendOperator
+from airflow_provider_activecampaign.sensors.list import ActiveCampaignListSensor
 from tests.integration.helpers import load_dag
 
 DAG_IDS = ["activecampaign_audience_orchestration", "activecampaign_sandbox_promotion"]
@@ -36,7 +34,8 @@ def test_orchestration_is_scheduled_and_emits_the_list_asset() -> None:
 def test_promotion_puts_production_behind_sandbox_verification() -> None:
     dag = load_dag("activecampaign_sandbox_promotion")
     verify = dag.get_task("verify_sandbox")
-    assert isinstance(verify, ActiveCampaignListSyncOperator) and verify.verify_only
+    assert isinstance(verify, ActiveCampaignListSensor) and verify.mode == "reschedule"
+    assert verify.timeout == 1800 and verify.tolerance == 0.0
     production = dag.get_task("production_send")
     assert "verify_sandbox" in production.get_flat_relative_ids(upstream=True)
     assert "production_dry_run" in production.upstream_task_ids

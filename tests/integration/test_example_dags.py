@@ -99,7 +99,7 @@ def test_failed_sandbox_verification_keeps_production_untouched(ac_default: Emul
                                                                 ac_sandbox: EmulatorServer,
                                                                 warehouse: Path, state_dir: Path) -> None:
     dag = load_dag("activecampaign_sandbox_promotion")
-    dag.get_task("verify_sandbox").verify_timeout = 0  # fail at once instead of waiting 30 minutes
+    dag.get_task("verify_sandbox").timeout = 0  # fail at once instead of waiting 30 minutes
     # The sample send "succeeds" without reaching ActiveCampaign: the list read back is empty.
     run = dag.test(run_conf=promotion_conf(state_dir, approve=True), mark_success_pattern="send_sample_to_sandbox")
     states = task_states(run)

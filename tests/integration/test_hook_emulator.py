@@ -160,3 +160,51 @@ def test_the_test_connection_operator_succeeds_through_a_burst_of_two_429s(
     production.throttle_next(1, retry_after=0.2)
     ok, message = ActiveCampaignHook(activecampaign_conn_id="ac_busy").test_connection()
     assert not ok and "rate limited" in message
+
+
+def test_reading_a_list_back_with_memberships_and_counts(monkeypatch: pytest.MonkeyPatch,
+                                                         production: EmulatorServer) -> None:
+    """The drift check and the read-back against the emulator: counts in one request each, every member
+    paired with its membership of THIS list (not of another list the contact is also on)."""
+    hook = use(monkeypatch, "ac_readback", production.url)
+    account = production.account
+    target = hook.create_list("Read back", sender_url="https://example.com", sender_reminder="You signed up.")
+    other = hook.create_list("Other list", sender_url="https://example.com", sender_reminder="You signed up.")
+    for i in range(130):
+        account.subscribe(f"member{i}@example.com", target["id"])
+        account.subscribe(f"member{i}@example.com", other["id"])
+    account.unsubscribe_by_contact("member7@example.com", target["id"], reason="too many emails")
+    account.unsubscribe_by_admin("member8@example.com", target["id"])
+    account.unsubscribe_by_contact("member9@example.com", other["id"])  # another list: still active here
+
+    hook.request_counts.clear()
+    assert hook.count_list_contacts(target["id"], 1) == 128
+    assert hook.count_list_contacts(target["id"], 2) == 2
+    assert hook.request_counts["GET contacts"] == 2
+
+    pairs = list(hook.iter_list_memberships(target["id"]))
+    assert len(pairs) == 130 and all(m is not None and str(m["list"]) == str(target["id"]) for _, m in pairs)
+    status = {c["email"]: str(m["status"]) for c, m in pairs if m is not None}
+    assert status["member7@example.com"] == status["member8@example.com"] == "2"
+    assert status["member9@example.com"] == "1"
+    reason = {c["email"]: m.get("unsubreason") for c, m in pairs if m is not None}
+    assert reason["member7@example.com"] == "too many emails"
+    unsubscribed = [c["email"] for c, _ in hook.iter_list_memberships(target["id"], status=2)]
+    assert sorted(unsubscribed) == ["member7@example.com", "member8@example.com"]
+
+    member7 = hook.find_contact_by_email("member7@example.com")
+    mine = hook.get_contact_membership(member7["id"], target["id"])
+    assert mine is not None and str(mine["status"]) == "2" and mine.get("unsubreason") == "too many emails"
+    assert str(hook.get_contact_membership(member7["id"], other["id"])["status"]) == "1"
+
+    assert hook.get_list(target["id"])["name"] == "Read back"
+    hook.delete_list(target["id"])
+    assert hook.get_list(target["id"]) is None
+    assert hook.find_list_by_name("Read back") is None
+
+
+def test_exclusions_are_read_from_the_account(monkeypatch: pytest.MonkeyPatch, production: EmulatorServer) -> None:
+    hook = use(monkeypatch, "ac_exclusions", production.url)
+    production.account.exclude("nobody@example.com")
+    entries = list(hook.iter_exclusions())
+    assert [(e["matchPhrase"], e["matchType"]) for e in entries] == [("nobody@example.com", "exact")]

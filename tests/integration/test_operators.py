@@ -16,6 +16,7 @@ from airflow_provider_activecampaign.operators.activecampaign import (
     ActiveCampaignListSyncOperator,
     ActiveCampaignTestConnectionOperator,
 )
+from airflow_provider_activecampaign.sensors.list import ActiveCampaignListSensor
 from tests.integration.conftest import PRODUCTION_KEY, connection_json
 
 
@@ -63,6 +64,10 @@ with DAG(dag_id="bad", schedule=None, start_date=datetime(2026, 1, 1)):
 def test_sensor_and_list_sync_tolerance_is_a_share() -> None:
     with pytest.raises(ValueError, match="tolerance must be from 0 to 1"):
         ActiveCampaignListSyncOperator(task_id="v", list_name="L", records=[], verify_only=True, tolerance=5)
+    with pytest.raises(ValueError, match="tolerance must be from 0 to 1"):
+        ActiveCampaignListSensor(task_id="v", list_name="L", records=[], tolerance=-1)
+    with pytest.raises(ValueError, match="action_on_empty must be one of"):
+        ActiveCampaignListSensor(task_id="v", list_name="L", records=[], action_on_empty="skp")
 
 
 def test_templated_guards_are_checked_once_rendered() -> None:
@@ -149,17 +154,23 @@ def test_openlineage_reports_query_input_and_list_output(monkeypatch: pytest.Mon
     assert "customers" in lineage.job_facets["sql"].query
 
 
-def test_verify_reschedules_while_the_list_does_not_match_yet(ac_default: EmulatorServer) -> None:
+def _ti() -> mock.MagicMock:
+    from airflow.sdk import timezone
+
+    ti = mock.MagicMock(dag_id="d", task_id="verify", run_id="r")
+    ti.get_first_reschedule_date.return_value = None
+    ti.start_date = timezone.utcnow()
+    return ti
+
+
+def test_deprecated_verify_only_reschedules_while_the_list_does_not_match_yet(ac_default: EmulatorServer) -> None:
     from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
     records = [{"email": f"v{i}@example.com"} for i in range(12)]
-    verify = ActiveCampaignListSyncOperator(task_id="verify", list_name="Fresh", records=records,
-                                            verify_only=True, timeout=300, poke_interval=5)
-    ti = mock.MagicMock(dag_id="d", task_id="verify", run_id="r")
-    ti.get_first_reschedule_date.return_value = None
-    from airflow.sdk import timezone
-
-    ti.start_date = timezone.utcnow()
+    with pytest.warns(DeprecationWarning, match="use ActiveCampaignListSensor"):
+        verify = ActiveCampaignListSyncOperator(task_id="verify", list_name="Fresh", records=records,
+                                                verify_only=True, timeout=300, poke_interval=5)
+    ti = _ti()
     ac_default.account.add_list("Fresh")
     with pytest.raises(AirflowRescheduleException):
         verify.execute(context={"ti": ti})  # nothing there yet: check again later, no slot held
@@ -172,3 +183,68 @@ def test_verify_reschedules_while_the_list_does_not_match_yet(ac_default: Emulat
     result = repair.execute(context={"ti": ti})
     assert result["added"] == 12
     assert verify.execute(context={"ti": ti})["verified"] is True
+
+
+def test_list_sensor_waits_without_a_slot_then_passes_once_the_list_matches(ac_default: EmulatorServer) -> None:
+    from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout
+
+    records = [{"email": f"s{i}@example.com"} for i in range(12)]
+    sensor = ActiveCampaignListSensor(task_id="verify", list_name="Fresh", records=records,
+                                      poke_interval=5, timeout=300)
+    assert sensor.mode == "reschedule"
+    ti = _ti()
+    ac_default.account.add_list("Fresh")
+    with pytest.raises(AirflowRescheduleException):
+        sensor.execute(context={"ti": ti})
+    expired = ActiveCampaignListSensor(task_id="verify", list_name="Fresh", records=records, timeout=0)
+    with pytest.raises(AirflowSensorTimeout, match="Verification failed: .*12 missing"):
+        expired.execute(context={"ti": ti})
+    assert not ac_default.account.requests(method="POST")  # checking never writes
+
+    ActiveCampaignListSyncOperator(task_id="repair", list_name="Fresh", records=records).execute(context={"ti": ti})
+    result = sensor.execute(context={"ti": ti})
+    assert result["verified"] is True and result["valid"] == 12 and "0 missing" in result["message"]
+    assert ti.xcom_push.call_args.kwargs["value"].endswith("listid=" + result["list_id"] + "&status=1")
+
+
+def test_list_sensor_fails_at_once_when_waiting_cannot_help(ac_default: EmulatorServer) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    sensor = ActiveCampaignListSensor(task_id="verify", list_name="Never created", records=[{"email": "a@b.co"}])
+    with pytest.raises(AirflowFailException, match="does not exist"):
+        sensor.execute(context={"ti": _ti()})
+
+
+def test_deferrable_list_sensor_waits_in_the_triggerer(ac_default: EmulatorServer) -> None:
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_activecampaign.triggers.list import ActiveCampaignListTrigger
+
+    records = [{"email": f"d{i}@example.com"} for i in range(11)]
+    sensor = ActiveCampaignListSensor(task_id="verify", list_name="Deferred", records=records, deferrable=True,
+                                      poke_interval=0.2, timeout=60)
+    ac_default.account.add_list("Deferred")
+    ti = _ti()
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context={"ti": ti})
+    trigger = deferred.value.trigger
+    assert deferred.value.method_name == "execute_complete" and deferred.value.timeout.total_seconds() == 60
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_activecampaign.triggers.list.ActiveCampaignListTrigger"
+    revived = ActiveCampaignListTrigger(**json.loads(json.dumps(kwargs)))  # what the triggerer stores
+
+    async def first_event() -> dict:
+        events = revived.run()
+        ActiveCampaignListSyncOperator(task_id="repair", list_name="Deferred", records=records).execute(
+            context={"ti": ti})
+        return (await asyncio.wait_for(events.__anext__(), 30)).payload
+
+    event = asyncio.run(first_event())
+    assert event["status"] == "verified" and event["result"]["valid"] == 11
+    assert sensor.execute_complete(context={"ti": ti}, event=event)["verified"] is True
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="Verification failed: boom"):
+        sensor.execute_complete(context={"ti": ti}, event={"status": "error", "message": "boom"})

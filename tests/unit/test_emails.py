@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_activecampaign.audience import emails
 from airflow_provider_activecampaign.audience.emails import email_problem, normalize_email
@@ -145,3 +147,64 @@ def test_fast_check_agrees_with_the_rule_by_rule_explanation():
         assert (fast is None) == (slow is None), (email, fast, slow)
         valid_seen += fast is None
     assert valid_seen > 100  # the sample really exercises both outcomes
+
+
+# ------------------------------------------------------------------ plain ASCII path vs the full rules
+TRICKY = [
+    "a@b.co", "A@b.co", "a@B.co", "a@b.CO", "a.b.c@d.e.fg", "a..b@c.de", ".a@b.co", "a.@b.co", "a@b..co",
+    "a@.b.co", "a@b.co.", "a@b", "a@b.c", "a@b.c1", "a@1.co", "a@b-.co", "a@-b.co", "a@b-c.co", "a@b_c.co",
+    "a@xn--p1ai", "a@b.xn--p1ai", "a@b.xn--", "a@b.xn--a", "a@b.xn--a-", "a@b.xn-a", "a@b.x-n", "a b@c.de",
+    "a\tb@c.de", "a@b.co\n", "\na@b.co", "a\x7f@b.co", "a~!#$%&'*+/=?^_`{|}-@b.co", 'a"@b.co', "a(@b.co",
+    "a)@b.co", "a,@b.co", "a:@b.co", "a;@b.co", "a<@b.co", "a>@b.co", "a[@b.co", "a]@b.co", "a\\@b.co",
+    "@b.co", "a@", "a@@b.co", "a@b@c.co", "ab.co", "", "@", ".", "a@b.co\u200b", "\ufeffa@b.co", "é@b.co",
+    "a@é.co", "a@b.рф", "a@b.c\u0301o", "K@b.co", "\u212a@b.co", "a@\u212a.co", "ſ@b.co", "a@ſ.co",
+    "x" * 64 + "@b.co", "x" * 65 + "@b.co", "a@" + "b" * 63 + ".co", "a@" + "b" * 64 + ".co",
+    "a@b." + "c" * 63, "a@b." + "c" * 64, "a@" + ("b" * 61 + ".") * 4 + "co", "a@" + ("b" * 62 + ".") * 4 + "co",
+    "a@" + ("b" * 60 + ".") * 4 + "com", "a@" + ("b" * 60 + ".") * 4 + "comm", "a@" + ("b" * 60 + ".") * 4 + "co",
+    "x" * 64 + "@" + ("b" * 60 + ".") * 3 + "c" * 3,
+]
+
+
+def _agree(raw: object) -> None:
+    """The shortcut and the full rules give the same verdict, and check_email = normalize + verdict."""
+    text = raw if isinstance(raw, str) else str(raw)
+    assert email_problem(text) == emails._full_rules_problem(text), text
+    if emails.plain_ascii_email(text):
+        assert emails._full_rules_problem(text) is None, text
+        assert emails._diagnose(text) is None, text
+    normalized = normalize_email(raw)
+    expected = (None, "missing email") if normalized is None else (normalized, email_problem(normalized))
+    assert emails.check_email(raw) == expected, raw
+
+
+@pytest.mark.parametrize("email", TRICKY + VALID + [e for e, _ in INVALID])
+def test_plain_ascii_path_agrees_with_the_full_rules(email):
+    _agree(email)
+    _agree(email.upper())
+    _agree(f"  {email}\t")
+
+
+def test_plain_ascii_path_takes_the_common_addresses():
+    """What the shortcut is for: ordinary addresses never reach the slower rules."""
+    for email in ("john.doe@example.com", "o'brien+news@mail.example.co.uk", "a@xn--bcher-kva.de"):
+        assert emails.plain_ascii_email(email)
+    assert emails.check_email(" John.Doe@Example.COM ") == ("john.doe@example.com", None)
+    assert emails.check_email(None) == (None, "missing email")
+    assert emails.check_email("José@Exämple.DE") == ("josé@exämple.de", None)
+    assert emails.check_email("jo(hn@example.com") == ("jo(hn@example.com", "special character '(' not allowed")
+
+
+_PIECES = st.sampled_from(["a", "z", "0", "-", "_", ".", "..", "@", "+", "'", "xn--", "co", "com", "é", "рф",
+                           " ", "\u200b", "(", '"', "\\", "K", "\u212a", "ſ", "\x7f", "\n", "A", "~"])
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES, max_size=12).map("".join))
+def test_plain_ascii_path_agrees_on_generated_addresses(text):
+    _agree(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[a-z0-9.+'_-]{1,70}@[a-z0-9.-]{1,70}\.(?:[a-z]{1,4}|xn--[a-z0-9-]{0,5})", fullmatch=True))
+def test_plain_ascii_path_agrees_on_address_shaped_text(text):
+    _agree(text)

@@ -408,3 +408,50 @@ def test_mask_emails_handles_url_encoded_addresses() -> None:
         "url /api/3/contacts?email=j***%40e***.com x")
     assert mask_emails("a b@c.io and X.Y+z@d.co.uk") == "a b***@c***.io and X***@d***.uk"
     assert re.search("@", mask_emails("no email @ here")) is not None
+
+
+NON_ASCII = "jöhn.dœ+vip@exämple.com"
+
+
+def test_non_ascii_and_encoded_emails_never_reach_messages_attributes_or_logs(
+        hook: ActiveCampaignHook, requests_mock: Any, all_logs: Callable[[], str]) -> None:
+    from urllib.parse import quote
+
+    requests_mock.get(f"{BASE}/contacts", [
+        {"status_code": 503, "headers": {"Retry-After": "1"}},
+        {"exc": requests.exceptions.ConnectionError(
+            f"HTTPSConnectionPool: Max retries exceeded with url: /api/3/contacts?email={quote(NON_ASCII)}")},
+        {"status_code": 422, "json": {"errors": [{"title": f"Invalid email {NON_ASCII}",
+                                                  "detail": f"'{NON_ASCII}' is not valid", "code": "invalid"}]}},
+    ])
+    with pytest.raises(ActiveCampaignValidationError) as info:
+        hook.find_contact_by_email(NON_ASCII)
+    exc = info.value
+    shown = " ".join([str(exc), repr(exc), exc.path or "", exc.api_message or "", exc.detail or "", all_logs()])
+    for form in (NON_ASCII, quote(NON_ASCII), quote(NON_ASCII, safe=""), "öhn.dœ", quote("öhn.dœ")):
+        assert form not in shown, form
+    assert "contacts?email=j***@e***.com" in str(exc)
+    assert "'j***@e***.com' is not valid" in exc.detail
+
+
+def test_a_connection_error_names_no_email(hook: ActiveCampaignHook, requests_mock: Any) -> None:
+    hook.max_attempts = 1
+    requests_mock.get(f"{BASE}/contacts", exc=requests.exceptions.ConnectionError(
+        "Max retries exceeded with url: /api/3/contacts?email=jane%40example.com (Connection refused)"))
+    with pytest.raises(ActiveCampaignConnectionError) as info:
+        hook.find_contact_by_email("jane@example.com")
+    assert "jane" not in str(info.value) and "connection refused" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # the raw text is not chained
+
+
+def test_the_hook_masks_urllib3_request_lines(hook: ActiveCampaignHook, requests_mock: Any,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    requests_mock.get(f"{BASE}/contacts", json={"contacts": []})
+    hook.find_contact_by_email("jane@example.com")  # the session is made: the filter is installed
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    with caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"):
+        urllib3_log.debug('%s://%s:%s "%s %s %s" %s', "https", "acct.api-us1.com", 443, "GET",
+                          "/api/3/contacts?email=jane%40example.com", "HTTP/1.1", 200)
+    assert "jane%40example.com" not in caplog.text and "email=j***%40e***.com" in caplog.text

@@ -54,7 +54,9 @@ def test_every_module_and_link_the_provider_info_names_imports() -> None:
     info = get_provider_info()
     modules = [m for key in ("hooks", "operators", "sensors", "triggers", "transfers")
                for entry in info.get(key, []) for m in entry.get("python-modules", [])]
-    assert "airflow_provider_activecampaign.operators.audience" in modules
+    modules += [entry["python-module"] for entry in info.get("transfers", [])]
+    assert {"airflow_provider_activecampaign.operators.audience", "airflow_provider_activecampaign.sensors.list",
+            "airflow_provider_activecampaign.triggers.list"} <= set(modules)
     for module in modules:
         importlib.import_module(module)
     for path in info["extra-links"]:
@@ -73,3 +75,9 @@ def test_dags_written_for_0_1_still_import_the_operators_from_the_old_module() -
     assert activecampaign.ActiveCampaignListLink is links.ActiveCampaignListLink
     assert activecampaign.list_web_url is links.list_web_url
     assert set(activecampaign.__all__) <= set(dir(activecampaign))
+
+
+def test_transfers_are_listed_and_importable() -> None:
+    (transfer,) = get_provider_info()["transfers"]
+    module = importlib.import_module(transfer["python-module"])
+    assert module.ActiveCampaignUnsubscribesToSqlOperator.__doc__

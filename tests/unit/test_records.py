@@ -9,7 +9,10 @@ import sys
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from airflow_provider_activecampaign.audience import records
 from airflow_provider_activecampaign.audience.records import (
     AudienceContact,
     InvalidRow,
@@ -349,3 +352,42 @@ def test_mask_never_reveals_the_address(email):
     for part in (local, domain.rpartition(".")[0] or domain):
         if len(part) > 1:
             assert part not in masked
+
+
+# ------------------------------------------------------------------------ fast paths vs their reference
+_TEXT = st.one_of(st.none(), st.text(max_size=6), st.sampled_from(["", " ", "-", "|", "1:", "a|b", "Ä", "ß"]))
+_TAG_LISTS = st.lists(st.sampled_from(["vip", "VIP", "Vip", "news", "Straße", "STRASSE", "a|b", "1:x", ""]),
+                      max_size=5).map(lambda tags: tuple(t for t in tags if t))
+_FIELDS = st.lists(st.tuples(st.sampled_from(["PLAN", "SCORE", "X_1"]), st.text(min_size=1, max_size=5)),
+                   max_size=3, unique_by=lambda item: item[0]).map(lambda items: tuple(sorted(items)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_TEXT, _TEXT, _TEXT, _TEXT, _TAG_LISTS, _FIELDS)
+def test_fingerprint_keeps_its_stored_values(first, last, phone, acct, tags, fields):
+    """Fingerprints are stored in every state: the faster build must give exactly the reference's."""
+    contact = AudienceContact("a@b.co", first, last, phone, acct, tags, fields)
+    assert fingerprint(contact) == records._reference_fingerprint(contact)
+    assert fingerprint(tuple(getattr(contact, name) for name in contact.__slots__)) == fingerprint(contact)
+
+
+def test_fingerprint_values_do_not_change_between_versions():
+    """Known values from v0.1 states: a change here would resend every contact after an upgrade."""
+    assert fingerprint(AudienceContact("a@b.co")) == "3ae2288ba84f"
+    assert fingerprint(RowMapper(COLUMNS).map(row(), 1)) == "9eef043ee65d"
+
+
+@pytest.mark.parametrize("columns", [COLUMNS, ["email"], ["EMAIL", "tags"], ["email", "plan", "first_name"]])
+def test_map_record_is_map_as_a_tuple(columns):
+    mapper = RowMapper(columns)
+    samples = [row(), row(Email="BAD@@x.com"), row(Email=None), row(Email=" José@Exämple.DE "),
+               row(tags=None, plan=None), row(Email="\ufeffann@example.com"), row(first_name=3.0)]
+    for number, values in enumerate(samples, start=1):
+        full = {name.lower(): value for name, value in zip(COLUMNS, values, strict=True)}
+        picked = tuple(full[c.lower()] for c in columns)
+        contact, record = mapper.map(picked, number), mapper.map_record(picked, number)
+        if isinstance(contact, InvalidRow):
+            assert record == contact
+        else:
+            assert AudienceContact(*record) == contact
+            assert fingerprint(record) == fingerprint(contact)

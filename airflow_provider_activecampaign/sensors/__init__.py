@@ -1,0 +1,1 @@
+"""Sensors: waiting belongs here, not in operators."""

@@ -1,0 +1,1 @@
+"""Triggers: the deferrable half of the sensors, run by Airflow's triggerer."""
