@@ -157,7 +157,7 @@ SPECIAL = ["josé.garcía@example.com", "zoë+news@example.com", "müller@büche
            "用户@example.com"]
 # What a mask that keeps the first letters must never let through, in any encoding.
 FRAGMENTS = ["garc", "os%C3%A9", "oë", "o%C3%AB", "%C3%AB%2Bnews", "üller", "%C3%BCller", "bücher",
-             "b%C3%BCcher", "xn--bcher-kva", "brien", "用户", "%E7%94%A8", "户", "%E6%88%B7"]
+             "b%C3%BCcher", "xn--bcher-kva", "brien", "用户", "户", "%E6%88%B7"]
 
 
 class ArmOnLookUp:
