@@ -142,7 +142,8 @@ def test_a_batch_refused_whole_for_a_systematic_reason_is_not_bisected_into_sing
     run = s.send(people(range(20)) + people(range(100, 400)), expect_success=False)
 
     imports = len(s.account.account.requests(endpoint="POST import/bulk_import")) - before
-    assert imports <= 20, f"{imports} import requests for 2 batches refused for the same reason"
+    # Splitting to find a culprit is worth a few tries per batch (main made 598 requests here).
+    assert imports <= 2 * 25, f"{imports} import requests for 2 batches refused for the same reason"
     assert "contact limit reached" in (run.log + str(run.summary) + str(read_rejects(run.summary))).lower()
     assert active(s.account) == emails(people(range(20)))
 
