@@ -22,6 +22,7 @@ demo: install
 
 test: install
 	bash scripts/install-browser.sh
+	bash scripts/install-services.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

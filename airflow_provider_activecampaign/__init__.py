@@ -64,6 +64,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_activecampaign.operators.connection",
                     "airflow_provider_activecampaign.operators.audience",
                     "airflow_provider_activecampaign.operators.list_sync",
+                    "airflow_provider_activecampaign.operators.campaign",
                 ],
             }
         ],

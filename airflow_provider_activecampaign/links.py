@@ -26,11 +26,16 @@ def list_web_url(hook: ActiveCampaignHook, list_id: str) -> str:
 
 
 class ActiveCampaignListLink(BaseOperatorLink):
-    """Extra link "ActiveCampaign list": opens the list the task sent to."""
+    """Extra link "ActiveCampaign list": opens the list the task sent to.
+
+    Airflow 3 computes a link once, on the worker when the task ends, with the task object that just
+    ran, and stores the answer for the UI. So the link is the URL that task published (``list_url``),
+    read from the task itself. Reading it back from XCom would make the Execution API log an error
+    ("XCom not found ... activecampaign_list_url") for every task that never had a list to link to:
+    dry runs on a new list, tries that failed before the list was found.
+    """
 
     name = "ActiveCampaign list"
 
     def get_link(self, operator: BaseOperator, *, ti_key: Any) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        return XCom.get_value(ti_key=ti_key, key=LIST_URL_XCOM_KEY) or ""
+        return getattr(operator, "list_url", None) or ""

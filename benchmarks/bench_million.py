@@ -59,7 +59,8 @@ def main() -> None:
         sent = s["added"] + s["updated"] + s["unsubscribed"]
         print(f"-- 1% changed: wall {run.wall_seconds:.1f} s (process; engine {run.result['seconds']:.1f} s: "
               f"plan {run.result['plan_seconds']:.1f} s + send {run.result['execute_seconds']:.1f} s)")
-        print(f"   local rows/s {n / run.result['plan_seconds']:,.0f} | peak RSS {mb(run.peak_rss_mb)} | "
+        print(f"   local rows/s {n / run.result['plan_seconds']:,.0f} (wall), "
+              f"{n / run.result['plan_cpu_seconds']:,.0f} (CPU time) | peak RSS {mb(run.peak_rss_mb)} | "
               f"{sent:,} contacts sent | API span {stats.span:.1f} s, {stats.requests} requests, "
               f"429: {stats.too_many}, 400: {stats.bad_request}")
         print(f"   requests: {json.dumps(stats.by_endpoint)}; membership source {s.get('membership_source')!r}")

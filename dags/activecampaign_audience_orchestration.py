@@ -20,12 +20,14 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param
 
+from airflow_provider_activecampaign.lineage import list_asset_uri
 from airflow_provider_activecampaign.operators.audience import ActiveCampaignAudienceSendOperator
 from airflow_provider_activecampaign.operators.connection import ActiveCampaignTestConnectionOperator
 
 ACTIVECAMPAIGN_POOL = "activecampaign_default"
+# The same identifier as the send's OpenLineage output: the connection and the list's name.
 ACTIVECAMPAIGN_LIST = Asset(name="activecampaign_vip_customers",
-                            uri="activecampaign://activecampaign_default/lists/vip-customers")
+                            uri=list_asset_uri("activecampaign_default", "VIP customers"))
 
 with DAG(
     dag_id="activecampaign_audience_orchestration",

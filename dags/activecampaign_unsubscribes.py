@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param
 
+from airflow_provider_activecampaign.lineage import list_asset_uri
 from airflow_provider_activecampaign.operators.unsubscribes import ActiveCampaignUnsubscribesToSqlOperator
 
 # The Asset the orchestration's send emits (dags/activecampaign_audience_orchestration.py).
 ACTIVECAMPAIGN_LIST = Asset(name="activecampaign_vip_customers",
-                            uri="activecampaign://activecampaign_default/lists/vip-customers")
+                            uri=list_asset_uri("activecampaign_default", "VIP customers"))
 
 with DAG(
     dag_id="activecampaign_unsubscribes",

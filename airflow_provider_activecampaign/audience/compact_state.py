@@ -181,14 +181,15 @@ class CompactState(MutableMapping[str, MemberState]):
             slot = (slot + 1) & mask
         table[slot] = index + 1
 
-    def _grow(self) -> None:
+    def _grow(self, upto: int | None = None) -> None:
+        """A bigger index; re-places entries ``0 .. upto-1`` (all by default)."""
         size = len(self._table)
         while 2 * len(self._codes) > size:
             size *= 4 if size < (1 << 20) else 2
         self._table = array("q", bytes(8 * size))
         self._mask = size - 1
-        for index, hashed in enumerate(self._hashes):
-            self._place(index, hashed)
+        for index in range(len(self._hashes) if upto is None else upto):
+            self._place(index, self._hashes[index])
 
     def __delitem__(self, email: str) -> None:
         index = self._find(email, hash(email)) if type(email) is str else -1
@@ -201,11 +202,99 @@ class CompactState(MutableMapping[str, MemberState]):
         self._live -= 1
 
     def update(self, other: Any = (), /, **kwargs: MemberState) -> None:  # type: ignore[override]
-        pairs = other.items() if isinstance(other, Mapping) else other
-        for email, state in pairs:
-            self[email] = state
+        if isinstance(other, Mapping) and len(other) > 64 and not isinstance(other, CompactState):
+            self.extend(other)
+        else:
+            for email, state in (other.items() if isinstance(other, Mapping) else other):
+                self[email] = state
         for email, state in kwargs.items():
             self[email] = state
+
+    def extend(self, block: Mapping[str, MemberState]) -> None:
+        """``update(block)`` in bulk: the columns are packed with a few C-level passes, and only
+        entries of an unusual shape (and emails already present) take the one-by-one path."""
+        emails = [e for e in block if type(e) is str]
+        if len(emails) != len(block):
+            raise TypeError("CompactState keys are emails (str)")
+        if not emails:
+            return
+        states = list(block.values())
+        hashes = array("q", map(hash, emails))
+        start = len(self._codes)
+        count = len(emails)
+        columns = list(zip(*states, strict=True))
+        fingerprints, statuses, contact_ids = columns[0], columns[1], columns[2]
+        odd: set[int] = set()  # positions for the one-by-one path
+        for column, default in zip(columns[3:], _DEFAULT_TAIL, strict=True):
+            if column.count(default) != count:
+                odd.update(i for i, value in enumerate(column) if value != default)
+        try:
+            codes = bytearray(map(_STATUS_CODE.__getitem__, statuses))
+        except (KeyError, TypeError):
+            codes = bytearray(_STATUS_CODE.get(status, 0) for status in statuses)
+            odd.update(i for i, status in enumerate(statuses) if status not in _STATUS_CODE)
+        text = "".join([fp if type(fp) is str and len(fp) == 12 else "000000000000" for fp in fingerprints])
+        try:  # fromhex skips whitespace: a short result means some piece was not 12 hex digits
+            packed_fps = bytes.fromhex(text) if text.isascii() and text == text.lower() else b""
+        except ValueError:
+            packed_fps = b""
+        if len(packed_fps) != _FP_BYTES * count:  # sort the odd fingerprints out one by one
+            packed_fps = bytes(_FP_BYTES * count)
+            odd.update(range(count))
+        else:
+            for i, fp in enumerate(fingerprints):
+                if type(fp) is not str or len(fp) != 12:
+                    if fp == "":
+                        codes[i] |= _EMPTY_FP
+                    else:
+                        odd.add(i)
+        try:
+            numbers = array("Q", [0 if cid is None else int(cid) for cid in contact_ids])
+            if [None if n == 0 else str(n) for n in numbers] != list(contact_ids):
+                raise ValueError("a contact id that is not a canonical number")
+        except (ValueError, TypeError, OverflowError):
+            numbers = array("Q", bytes(8 * count))
+            odd.update(range(count))
+        encoded = [e.encode("utf-8", "surrogatepass") for e in emails]
+        self._emails += b"".join(encoded)
+        offset = self._ends[-1] if self._ends else 0
+        for size in map(len, encoded):
+            offset += size
+            self._ends.append(offset)
+        self._hashes.extend(hashes)
+        self._fps += packed_fps
+        self._codes += codes
+        self._ids.extend(numbers)
+        self._live += count
+        if 2 * len(self._codes) > len(self._table):
+            self._grow(start)
+        repeated = self._place_block(start, count)
+        for i in sorted(odd | repeated):
+            if i in repeated:
+                continue
+            self._store(start + i, emails[i], states[i])
+        for i in sorted(repeated):  # already present: drop the new copy, set the old one
+            self._codes[start + i] = _DELETED
+            self._live -= 1
+            self[emails[i]] = states[i]
+
+    def _place_block(self, start: int, count: int) -> set[int]:
+        """Index entries ``start .. start+count-1``; returns the positions whose email was already there."""
+        table, mask, hashes = self._table, self._mask, self._hashes
+        repeated: set[int] = set()
+        for index in range(start, start + count):
+            hashed = hashes[index]
+            slot = hashed & mask
+            while True:
+                found = table[slot]
+                if not found:
+                    table[slot] = index + 1
+                    break
+                if hashes[found - 1] == hashed and self._email(found - 1) == self._email(index):
+                    repeated.add(index - start)
+                    break
+                slot = (slot + 1) & mask
+        return repeated
 
     def copy(self) -> CompactState:
         """An independent copy (arrays copied whole, not entry by entry)."""

@@ -212,6 +212,8 @@ def parse_tags(value: Any) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         text = value.strip()
+        if "," not in text and not text.startswith("["):  # one tag (or none): nothing to split or merge
+            return (text,) if text else ()
         items: Any = None
         if text.startswith("[") and text.endswith("]"):
             try:

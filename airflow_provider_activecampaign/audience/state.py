@@ -31,12 +31,19 @@ generation (a new store continues after the highest ``seq`` already there), so o
 chronological, which ordering by run id would not be (``manual__...`` sorts before ``scheduled__...``
 whatever the dates).
 
-Locking (:meth:`StateStore.lock`) is best effort: object stores offer no atomic create-if-absent here, so
-two runs starting within the same instant could both believe they hold the lock; writing, pausing
-``lock_settle_seconds`` and reading back narrows that window to the gap between one run's check and its
-write. The primary guard is Airflow's: ``max_active_runs=1`` on the DAG and a pool per list or account.
+The snapshot's header records what it was verified against (:class:`StateMeta`: API URL, user id, list
+id and name, the list's active/unsubscribed counts, the last full read-back) and a ``generation_id``
+unique per snapshot (counter + random token), which the operator publishes where every worker sees it:
+a copy whose id differs from the published one is stale.
 
-Memory and speed: one :class:`MemberState` (a 3-tuple holding one of the three status members) per
+Journal segments may also carry *events* in their header: a batch's intent (kind, emails,
+fingerprints) written before it is sent, its ``batchId`` once ActiveCampaign queued it, and ``done``
+once its outcome is recorded. :meth:`StateStore.load` returns the batches whose outcome is missing
+(:attr:`LoadInfo.in_flight`) so the next run resolves them from ActiveCampaign instead of guessing.
+
+Locking (:meth:`StateStore.lock`): a lease renewed while the run lives, see :mod:`.lease`.
+
+Memory and speed: one :class:`MemberState` (a small NamedTuple holding one of the status members) per
 member, and members with equal fingerprints share one; the snapshot is streamed from gzip and parsed a
 megabyte at a time. Measured for 1,000,000 members (27-character emails, CPython 3.11): about 115 MB
 for an email-only audience, about 255 MB when every member's attributes differ, ~1-2 s of CPU to load;
@@ -54,9 +61,7 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
-import socket
 import time
 import uuid
 import zlib
@@ -66,22 +71,32 @@ from enum import Enum
 from json.encoder import encode_basestring as _quote  # JSON string literal, non-ASCII kept as is
 from typing import Any, NamedTuple
 
+from airflow_provider_activecampaign.audience.journal import InFlightBatch, in_flight_batches
+from airflow_provider_activecampaign.audience.lease import (
+    DEFAULT_LEASE_SECONDS,
+    Lease,
+    LeaseLock,
+    StateLockedError,
+)
+
 __all__ = [
+    "InFlightBatch",
+    "Lease",
     "LoadInfo",
     "MemberState",
     "MemberStatus",
     "StateConflictError",
     "StateCorruptError",
     "StateError",
-    "StateLock",
     "StateLockedError",
+    "StateMeta",
     "StateStore",
     "safe_name",
 ]
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: member entries may carry at/note/attempts; snapshot header carries meta
 LOCK_NAME = "lock.json"
 REJECTS_FOLDER = "rejects"
 _SNAPSHOT = re.compile(r"snapshot-(\d+)\.jsonl\.gz")
@@ -97,9 +112,10 @@ _FORMAT_ERRORS = (gzip.BadGzipFile, EOFError, ValueError, KeyError, TypeError, I
 class MemberStatus(str, Enum):
     """What ActiveCampaign confirmed about a member of the list."""
 
-    SUBSCRIBED = "s"  # we subscribed them and ActiveCampaign confirmed it
-    UNSUBSCRIBED = "u"  # this sync unsubscribed them
-    REFUSED = "r"  # ActiveCampaign refused them (unsubscribed themselves, excluded, bounced ...)
+    SUBSCRIBED = "s"  # we subscribed them and ActiveCampaign confirmed it (or the list read back says so)
+    UNSUBSCRIBED = "u"  # this sync unsubscribed them, at ``at``: the only membership it may re-subscribe
+    UNSUBSCRIBED_ELSEWHERE = "o"  # unsubscribed (bounced, ...) by anyone but this sync: never touched
+    REFUSED = "r"  # the importer refused them (``note`` says why, ``attempts`` how often): offered again
 
 
 _STATUS: dict[str, MemberStatus] = {status.value: status for status in MemberStatus}
@@ -108,11 +124,50 @@ _CODES: dict[str, str] = {status.value: status.value for status in MemberStatus}
 
 
 class MemberState(NamedTuple):
-    """One member's state: the fingerprint of what was last confirmed, and its status."""
+    """One member's state: the fingerprint of what was last confirmed, and its status.
+
+    ``at`` (epoch seconds) is when this sync unsubscribed them (UNSUBSCRIBED), when someone else's
+    unsubscribe was seen (UNSUBSCRIBED_ELSEWHERE) or when the importer refused them (REFUSED); ``note``
+    is the reason, ``attempts`` how many times in a row they were refused.
+    """
 
     fingerprint: str
     status: MemberStatus
     contact_id: str | None = None
+    at: int | None = None
+    note: str | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class StateMeta:
+    """What a snapshot was verified against: the account, the list (by id) and its counts then."""
+
+    api_url: str
+    user_id: str | None
+    list_id: str
+    list_name: str
+    active: int  # members with status 1 when the snapshot was written
+    unsubscribed: int  # members with status 2
+    reconciled_at: str | None  # ISO time of the last read-back of the whole list
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"api_url": self.api_url, "user_id": self.user_id, "list_id": self.list_id,
+                "list_name": self.list_name, "active": self.active, "unsubscribed": self.unsubscribed,
+                "reconciled_at": self.reconciled_at}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> StateMeta | None:
+        if not isinstance(data, dict) or not data.get("list_id"):
+            return None
+        return cls(api_url=str(data.get("api_url") or ""), user_id=_opt_str(data.get("user_id")),
+                   list_id=str(data["list_id"]), list_name=str(data.get("list_name") or ""),
+                   active=int(data.get("active") or 0), unsubscribed=int(data.get("unsubscribed") or 0),
+                   reconciled_at=_opt_str(data.get("reconciled_at")))
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
 
 
 @dataclass(frozen=True)
@@ -129,6 +184,9 @@ class LoadInfo:
     members: int = 0
     seconds: float = 0.0
     warnings: tuple[str, ...] = ()
+    meta: StateMeta | None = None  # None: an old or unverified state (read the list back)
+    generation_id: str | None = None  # "<generation>-<token>": unique per snapshot, published to workers
+    in_flight: tuple[InFlightBatch, ...] = ()
 
 
 class StateError(Exception):
@@ -141,18 +199,6 @@ class StateCorruptError(StateError):
 
 class StateConflictError(StateError):
     """Another process changed the state since this one loaded it."""
-
-
-class StateLockedError(StateError):
-    """Another run holds the list's lock."""
-
-    def __init__(self, message: str, *, holder: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.holder = dict(holder or {})
-        self.run_id = self.holder.get("run_id")
-        self.acquired_at = self.holder.get("acquired_at")
-        self.host = self.holder.get("host")
-        self.pid = self.holder.get("pid")
 
 
 def safe_name(key: str) -> str:
@@ -203,17 +249,23 @@ class _Parser:
             raise ValueError(f"{lines} lines held {len(entries)} entries")
         shared, statuses, make = self.shared, _STATUS, MemberState._make
         room = len(shared) < _SHARE_LIMIT
-        for email, fingerprint, code, contact_id in entries:
+        for entry in entries:
+            if len(entry) != 4:  # the long form: unsubscribe/refusal time, reason, attempts
+                email, fingerprint, code, contact_id, at, note, attempts = entry
+                into[email] = make((fingerprint, statuses[code], None if contact_id is None else str(contact_id),
+                                    at, note, int(attempts or 0)))
+                continue
+            email, fingerprint, code, contact_id = entry
             status = statuses[code]
             if contact_id is None:
                 state = shared.get(fingerprint)
                 if state is None or state[1] is not status:
-                    state = make((fingerprint, status, None))
+                    state = make((fingerprint, status, None, None, None, 0))
                     if room and fingerprint not in shared:
                         shared[fingerprint] = state
                         room = len(shared) < _SHARE_LIMIT
             else:
-                state = make((fingerprint, status, str(contact_id)))
+                state = make((fingerprint, status, str(contact_id), None, None, 0))
             into[email] = state
         return lines
 
@@ -254,7 +306,8 @@ class _Journal(NamedTuple):
 class StateStore:
     """Snapshot + journal state of one list of one account, on a local or object-store path."""
 
-    def __init__(self, root: Any, *, account_key: str, list_key: str, lock_settle_seconds: float = 0.5):
+    def __init__(self, root: Any, *, account_key: str, list_key: str, lock_settle_seconds: float = 0.5,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS):
         if not account_key or not list_key:
             raise ValueError("account_key and list_key must be non-empty")
         self.root = root
@@ -262,6 +315,8 @@ class StateStore:
         self.list_key = list_key
         self.directory = root / safe_name(account_key) / safe_name(list_key)
         self.lock_settle_seconds = lock_settle_seconds
+        self.lease_seconds = lease_seconds
+        self.generation_id: str | None = None  # of the snapshot loaded or last written
         self._generation: int | None = None
         self._next_seq: int | None = None
         self._directory_ready = False
@@ -312,9 +367,11 @@ class StateStore:
         members: dict[str, MemberState] = {}
         snapshot_entries = 0
         snapshot_name = None
+        header: dict[str, Any] = {}
         if generation:
             snapshot_name = snapshots[generation].name
-            snapshot_entries = self._read_snapshot(snapshots[generation], generation, members)
+            snapshot_entries, header = self._read_snapshot(snapshots[generation], generation, members)
+        events: list[dict[str, Any]] = []
         current = sorted((j for j in journals if j.generation == generation),
                          key=lambda j: (j.seq, j.run_key))
         ignored = len(snapshots) - (1 if generation else 0) + len(journals) - len(current)
@@ -323,7 +380,7 @@ class StateStore:
         applied = journal_entries = 0
         for journal in current:
             try:
-                entries = self._read_journal(journal)
+                entries, segment_events = self._read_journal(journal)
             except _FORMAT_ERRORS as error:
                 message = (
                     f"Skipped unreadable journal segment {journal.path.name} ({type(error).__name__}: "
@@ -335,9 +392,11 @@ class StateStore:
                 skipped.append(journal.path.name)
                 continue
             members.update(entries)
+            events.extend(segment_events)
             applied += 1
             journal_entries += len(entries)
         self._generation, self._next_seq = generation, next_seq
+        self.generation_id = _generation_id(generation, header)
         info = LoadInfo(
             generation=generation,
             snapshot=snapshot_name,
@@ -349,10 +408,14 @@ class StateStore:
             members=len(members),
             seconds=time.perf_counter() - started,
             warnings=tuple(warnings),
+            meta=StateMeta.from_dict(header.get("meta")),
+            generation_id=self.generation_id,
+            in_flight=in_flight_batches(events),
         )
         return members, info
 
-    def _read_snapshot(self, path: Any, generation: int, members: dict[str, MemberState]) -> int:
+    def _read_snapshot(self, path: Any, generation: int,
+                       members: dict[str, MemberState]) -> tuple[int, dict[str, Any]]:
         parser = _Parser()
         count = 0
         try:
@@ -377,9 +440,9 @@ class StateStore:
                 f"guards. {hint} the folder {self.directory} so the next run rebuilds from ActiveCampaign "
                 "(full refresh)."
             ) from error
-        return count
+        return count, header
 
-    def _read_journal(self, journal: _Journal) -> dict[str, MemberState]:
+    def _read_journal(self, journal: _Journal) -> tuple[dict[str, MemberState], list[dict[str, Any]]]:
         with journal.path.open("rb") as raw:
             data = gzip.decompress(raw.read())
         header_line, _, body = data.partition(b"\n")
@@ -392,28 +455,53 @@ class StateStore:
         count = _Parser().parse(body, entries)
         if header.get("count") != count:
             raise ValueError(f"{count} entries but the header says {header.get('count')}")
-        return entries
+        events = header.get("events") or []
+        if not isinstance(events, list):
+            raise ValueError("events is not a list")
+        return entries, events
+
+    def peek_generation_id(self) -> str | None:
+        """The generation id of the newest snapshot on the store now (reads only its header line)."""
+        snapshots, _journals = self._scan()
+        if not snapshots:
+            return None
+        generation = max(snapshots)
+        try:
+            with snapshots[generation].open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                header = json.loads(stream.readline())
+        except _FORMAT_ERRORS:
+            return None
+        return _generation_id(generation, header if isinstance(header, dict) else {})
 
     # ------------------------------------------------------------------------------------- writing
     @staticmethod
     def _entry_line(email: str, state: MemberState) -> str:
-        fingerprint, status, contact_id = state
+        fingerprint, status, contact_id, at, note, attempts = state
         code = _status_code(status)
         cid = "null" if contact_id is None else _quote(str(contact_id))
-        return f'[{_quote(email)},{_quote(fingerprint)},"{code}",{cid}]'
+        if at is None and note is None and not attempts:
+            return f'[{_quote(email)},{_quote(fingerprint)},"{code}",{cid}]'
+        when = "null" if at is None else str(int(at))
+        why = "null" if note is None else _quote(str(note))
+        return f'[{_quote(email)},{_quote(fingerprint)},"{code}",{cid},{when},{why},{int(attempts or 0)}]'
 
-    def record(self, entries: Mapping[str, MemberState], *, run_id: str) -> Any:
-        """Commit the members one confirmed batch changed: one new journal segment. Returns its path.
+    def record(self, entries: Mapping[str, MemberState], *, run_id: str,
+               events: Iterable[Mapping[str, Any]] = ()) -> Any:
+        """Commit the members confirmed batches changed, and batch events: one new journal segment.
 
-        Nothing is written (and ``None`` returned) for an empty mapping.
+        ``events`` are batch intents/ids/outcomes (see :func:`intent_event`). Returns the segment's path;
+        nothing is written (and ``None`` returned) when both are empty.
         """
-        if not entries:
+        events = list(events)
+        if not entries and not events:
             return None
         if self._generation is None or self._next_seq is None:
             self._generation, self._next_seq = self._position(*self._scan())
         generation, seq = self._generation, self._next_seq
         header = {"generation": generation, "run_id": run_id, "seq": seq,
                   "written_at": _now().isoformat(), "count": len(entries), "format": FORMAT_VERSION}
+        if events:
+            header["events"] = events
         lines = [self._encode(header)]
         lines.extend(self._entry_line(email, state) for email, state in entries.items())
         data = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=6, mtime=0)
@@ -424,8 +512,11 @@ class StateStore:
         self._next_seq = seq + 1
         return path
 
-    def compact(self, members: Mapping[str, MemberState]) -> Any:
+    def compact(self, members: Mapping[str, MemberState], *, meta: StateMeta | None = None) -> Any:
         """Replace the whole state with ``members``: a new snapshot, then old files deleted.
+
+        ``meta`` is what the snapshot was verified against (written to its header); the new snapshot's
+        :attr:`generation_id` is what the caller publishes.
 
         ``members`` must be the complete state (what :meth:`load` returned with this run's changes
         applied). Raises :class:`StateConflictError` if another process compacted since :meth:`load`.
@@ -442,8 +533,10 @@ class StateStore:
         generation = current + 1
         path = self.directory / f"snapshot-{generation}.jsonl.gz"
         self._ensure_directory()
-        header = {"generation": generation, "written_at": _now().isoformat(), "count": len(members),
-                  "format": FORMAT_VERSION}
+        header: dict[str, Any] = {"generation": generation, "token": uuid.uuid4().hex[:12],
+                                  "written_at": _now().isoformat(), "count": len(members), "format": FORMAT_VERSION}
+        if meta is not None:
+            header["meta"] = meta.as_dict()
         written = 0
         try:
             with path.open("wb") as raw, gzip.GzipFile(
@@ -471,6 +564,7 @@ class StateStore:
             if journal.generation < generation:
                 self._delete(journal.path)
         self._generation, self._next_seq = generation, 0
+        self.generation_id = _generation_id(generation, header)
         return path
 
     def _verify_snapshot(self, path: Any, lines: int) -> None:
@@ -504,77 +598,32 @@ class StateStore:
     def lock_path(self) -> Any:
         return self.directory / LOCK_NAME
 
+    def _lease_lock(self) -> LeaseLock:
+        return LeaseLock(self.lock_path, settle_seconds=self.lock_settle_seconds,
+                         lease_seconds=self.lease_seconds)
+
     def read_lock(self) -> dict[str, Any] | None:
         """The current lock's content, or ``None`` when the list is not locked."""
-        path = self.lock_path
-        try:
-            if not path.exists():
-                return None
-            with path.open("rb") as stream:
-                data = stream.read()
-        except FileNotFoundError:
-            return None
-        try:
-            holder = json.loads(data)
-            if not isinstance(holder, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as error:
-            raise StateLockedError(
-                f"The lock {path} is unreadable ({error}). If no run is working on this list, delete it."
-            ) from error
-        return holder
+        return self._lease_lock().read()
 
-    def acquire_lock(self, run_id: str, *, stale_after_seconds: float = 6 * 3600) -> StateLock:
-        """Take the list's lock (see :meth:`lock`); release it with :meth:`StateLock.release`."""
-        holder = self.read_lock()
-        if holder is not None:
-            age = _lock_age(holder)
-            if holder.get("run_id") == run_id:
-                log.info("Taking over the lock of an earlier attempt of run %s (%s).", run_id, _who(holder))
-            elif age is not None and age > stale_after_seconds:
-                log.warning("Taking over a stale lock (%s, %.0f s old).", _who(holder), age)
-            else:
-                raise StateLockedError(
-                    f"Another run holds the lock on {self.directory}: {_who(holder)}. Two runs on the "
-                    f"same list would corrupt its state; wait for it to finish. A lock older than "
-                    f"{stale_after_seconds:.0f} s is considered abandoned; if you are sure that run is "
-                    f"dead, delete {self.lock_path}.",
-                    holder=holder,
-                )
-        now = _now().isoformat()
-        token = uuid.uuid4().hex
-        body = {"run_id": run_id, "acquired_at": now, "heartbeat_at": now, "host": socket.gethostname(),
-                "pid": os.getpid(), "token": token}
+    def acquire_lock(self, run_id: str, *, lease_seconds: float | None = None, heartbeat: bool = True) -> Lease:
+        """Take the list's lease (see :mod:`.lease`); release it with :meth:`Lease.release`."""
         self._ensure_directory()
-        self._write_lock(body)
-        if self.lock_settle_seconds:
-            time.sleep(self.lock_settle_seconds)
-        confirmed = self.read_lock()
-        if confirmed is None or confirmed.get("token") != token:
-            raise StateLockedError(
-                f"Lost the race for the lock on {self.directory} to "
-                f"{_who(confirmed) if confirmed else 'a run that already released it'}.",
-                holder=confirmed,
-            )
-        return StateLock(self, body)
+        return self._lease_lock().acquire(run_id, lease_seconds=lease_seconds, heartbeat=heartbeat)
 
     @contextlib.contextmanager
-    def lock(self, run_id: str, *, stale_after_seconds: float = 6 * 3600) -> Iterator[StateLock]:
-        """Hold the list's lock for the duration of the block.
+    def lock(self, run_id: str, *, lease_seconds: float | None = None) -> Iterator[Lease]:
+        """Hold the list's lease for the duration of the block, renewing it in the background.
 
-        Raises :class:`StateLockedError` when another run holds a lock younger than
-        ``stale_after_seconds`` (since its last :meth:`StateLock.heartbeat`). A retry of the same run id
-        takes the lock over. On exit the lock is deleted only if it is still ours.
+        Raises :class:`StateLockedError` while another live run holds it. A retry of the same run id, a
+        holder on this host whose process is gone, and a holder that stopped renewing for
+        ``lease_seconds`` are taken over. On exit the lock is deleted only if it is still ours.
         """
-        held = self.acquire_lock(run_id, stale_after_seconds=stale_after_seconds)
+        held = self.acquire_lock(run_id, lease_seconds=lease_seconds)
         try:
             yield held
         finally:
             held.release()
-
-    def _write_lock(self, body: Mapping[str, Any]) -> None:
-        with self.lock_path.open("wb") as stream:
-            stream.write(json.dumps(body).encode("utf-8"))
 
     # ------------------------------------------------------------------------------------- rejects
     def rejects_path(self, run_id: str) -> Any:
@@ -597,63 +646,10 @@ class StateStore:
         return path
 
 
-class StateLock:
-    """A held lock; :meth:`heartbeat` during long runs keeps it from looking abandoned."""
-
-    def __init__(self, store: StateStore, body: dict[str, Any]):
-        self.store = store
-        self.body = body
-        self.released = False
-
-    @property
-    def run_id(self) -> str:
-        return self.body["run_id"]
-
-    def is_ours(self) -> bool:
-        try:
-            current = self.store.read_lock()
-        except StateLockedError:
-            return False
-        return current is not None and current.get("token") == self.body["token"]
-
-    def heartbeat(self) -> bool:
-        """Refresh the lock's ``heartbeat_at``; ``False`` (and nothing written) if it was taken over."""
-        if self.released or not self.is_ours():
-            return False
-        self.body["heartbeat_at"] = _now().isoformat()
-        self.store._write_lock(self.body)
-        return True
-
-    def release(self) -> None:
-        """Delete the lock if it is still ours; leave another run's lock alone."""
-        if self.released:
-            return
-        self.released = True
-        if self.is_ours():
-            self.store._delete(self.store.lock_path)
-        else:
-            log.warning("The lock on %s was taken over by another run; leaving it in place.",
-                        self.store.directory)
-
-
-def _lock_age(holder: Mapping[str, Any]) -> float | None:
-    times = []
-    for key in ("acquired_at", "heartbeat_at"):
-        try:
-            moment = _dt.datetime.fromisoformat(str(holder[key]))
-        except (KeyError, ValueError):
-            continue
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=_dt.timezone.utc)
-        times.append(moment)
-    if not times:
+def _generation_id(generation: int, header: Mapping[str, Any]) -> str | None:
+    if not generation:
         return None
-    return (_now() - max(times)).total_seconds()
-
-
-def _who(holder: Mapping[str, Any]) -> str:
-    return (f"run {holder.get('run_id')!r} on host {holder.get('host')!r} (pid {holder.get('pid')}), "
-            f"since {holder.get('acquired_at')}")
+    return f"{generation}-{header.get('token') or 'v1'}"
 
 
 def _cell(value: Any) -> str:

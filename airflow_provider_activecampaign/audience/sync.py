@@ -1,27 +1,49 @@
 """The audience engine: make an ActiveCampaign list match a query's rows, sending only what changed.
 
 Plain Python with no Airflow imports. It talks to ActiveCampaign through a client with the hook's API
-(see docs/ARCHITECTURE.md) and keeps its memory of what ActiveCampaign confirmed in a StateStore.
+(:mod:`.client`) and keeps a verified cache of what ActiveCampaign confirmed in a StateStore.
 
-One run: resolve the list, group and custom fields -> read and validate every row, merge duplicates,
-compare with the known membership (state, or the list read back from ActiveCampaign) -> check the guards
--> send adds/updates/removals with the bulk importer (or per contact for a handful) -> confirm each batch
-through import/info and commit it to the state journal -> compact the state and write the rejects report.
+One run: resolve the list, group and custom fields -> load the state, resolve batches an earlier attempt
+left in flight, check the state against the list (:mod:`.membership`; read the list back on drift, a
+stale copy, a recreated list or every ``reconcile_every``) -> read and validate every row, merge
+duplicates, classify, spool what must be sent -> check the guards -> an :class:`AudiencePlan`.
+``execute(plan)``: re-subscribe members this sync removed, when consent allows (:mod:`.consent`) ->
+every add and update through the bulk importer -> removals of contacts that still exist -> compact.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import logging
 import pickle
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Literal
 
-from airflow_provider_activecampaign.audience.batching import split_import_batches
+from airflow_provider_activecampaign.audience.client import ActiveCampaignClient
+from airflow_provider_activecampaign.audience.consent import resubscribe_verdict
+from airflow_provider_activecampaign.audience.membership import (
+    ceil_now,
+    check_removals,
+    drift_reason,
+    read_back,
+    unsubscribe_ledger,
+    unsubscribe_stamp,
+    wait_for_next_second,
+)
+from airflow_provider_activecampaign.audience.pipeline import Batch, ImportPipeline, Journal, Member
+from airflow_provider_activecampaign.audience.plan import (
+    AudiencePlan,
+    AudienceSyncError,
+    AudienceSyncRetryableError,
+    EmptyAction,
+    Mode,
+    SyncOptions,
+    SyncSummary,
+)
 from airflow_provider_activecampaign.audience.records import (
     AudienceContact,
     InvalidRow,
@@ -29,124 +51,43 @@ from airflow_provider_activecampaign.audience.records import (
     fingerprint,
     mask_email,
     to_import_contact,
-    to_sync_contact,
 )
-from airflow_provider_activecampaign.audience.state import MemberState, MemberStatus, StateStore, gc_paused
-from airflow_provider_activecampaign.exceptions import (
-    ActiveCampaignBulkImportRejectedError,
-    ActiveCampaignValidationError,
+from airflow_provider_activecampaign.audience.resolve import resolve_in_flight
+from airflow_provider_activecampaign.audience.state import (
+    LoadInfo,
+    MemberState,
+    MemberStatus,
+    StateMeta,
+    StateStore,
+    gc_paused,
 )
+from airflow_provider_activecampaign.importer import MAX_IMPORT_BYTES, fits_one_import
 
-Mode = Literal["mirror", "upsert"]
-EmptyAction = Literal["fail", "skip", "proceed"]
+__all__ = [
+    "ActiveCampaignClient",
+    "AudiencePlan",
+    "AudienceSync",
+    "AudienceSyncError",
+    "AudienceSyncRetryableError",
+    "EmptyAction",
+    "Mode",
+    "SyncOptions",
+    "SyncSummary",
+]
 
-ACTIVE, UNSUBSCRIBED = 1, 2
-# ActiveCampaign advises contact/sync instead of the bulk importer below 10 contacts.
-BULK_MINIMUM = 10
+S, U, ELSEWHERE, R = (MemberStatus.SUBSCRIBED, MemberStatus.UNSUBSCRIBED,
+                      MemberStatus.UNSUBSCRIBED_ELSEWHERE, MemberStatus.REFUSED)
+ACTIVE = 1
 SPOOL_CHUNK = 10_000
-REFUSED_REASON = "refused by ActiveCampaign (unsubscribed, excluded, bounced or over the contact limit)"
-
-
-class AudienceSyncError(Exception):
-    """The run was stopped before (or instead of) writing, for a reason the user must act on."""
-
-
-class ActiveCampaignClient(Protocol):
-    """The part of ActiveCampaignHook the engine uses (kept as a protocol so tests can fake it)."""
-
-    api_url: str
-    request_counts: Counter
-
-    def find_list_by_name(self, name: str) -> dict | None: ...
-    def create_list(self, name: str, *, sender_url: str, sender_reminder: str, **fields: Any) -> dict: ...
-    def find_user_group(self, name: str) -> dict | None: ...
-    def add_list_to_group(self, list_id: str, group_id: str) -> dict: ...
-    def iter_list_contacts(self, list_id: str, status: int | None = 1) -> Iterator[dict]: ...
-    def find_contact_by_email(self, email: str) -> dict | None: ...
-    def sync_contact(self, contact: dict) -> dict: ...
-    def set_list_status(self, contact_id: str, list_id: str, status: int) -> dict: ...
-    def get_contact_lists(self, contact_id: str) -> list[dict]: ...
-    def get_custom_fields(self) -> dict[str, dict]: ...
-    def create_custom_field(self, title: str, *, perstag: str, field_type: str = "text") -> dict: ...
-    def bulk_import(self, contacts: list[dict]) -> dict: ...
-    def get_import_status(self, batch_id: str) -> dict: ...
-
-
-@dataclass
-class SyncOptions:
-    """What one run should do. Defaults are the safe choice."""
-
-    list_name: str
-    group_name: str | None = None
-    mode: Mode = "mirror"
-    create_list: bool = True
-    create_custom_fields: bool = True
-    max_invalid_ratio: float = 0.05
-    max_removal_ratio: float = 0.2
-    action_on_empty: EmptyAction = "fail"
-    dry_run: bool = False
-    full_refresh: bool = False
-    exclude_automations: bool = True
-    email_column: str = "email"
-    sender_url: str = "https://www.example.com"
-    sender_reminder: str = "You are receiving this email because you are a customer of ours."
-    import_timeout: float = 1800.0
-    progress_interval: float = 10.0
-    example_count: int = 3
-
-
-@dataclass
-class SyncSummary:
-    """What a run did (or, for a dry run or verification, would do). Returned as XCom."""
-
-    list_id: str | None
-    list_name: str
-    mode: str
-    dry_run: bool = False
-    list_created: bool = False
-    rows_read: int = 0
-    valid: int = 0
-    invalid: int = 0
-    duplicates: int = 0
-    to_add: int = 0
-    to_update: int = 0
-    unchanged: int = 0
-    to_unsubscribe: int = 0
-    added: int = 0
-    updated: int = 0
-    unsubscribed: int = 0
-    rejected: int = 0
-    skipped_unsubscribed: int = 0
-    previously_refused: int = 0  # refused by ActiveCampaign on an earlier run, unchanged since
-    api_requests: int = 0
-    requests_by_endpoint: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    membership_source: str = "state"
-    rejects_report: str | None = None
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    # Verification (list sync): contacts missing from the list / on the list but not in the audience.
-    missing: int = 0
-    unexpected: int = 0
-    state_warnings: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class _Pending:
-    """A bulk import batch waiting for ActiveCampaign to process it."""
-
-    batch_id: str
-    kind: str  # "upsert" or "remove"
-    members: list[tuple[str, str, str]]  # (email, fingerprint, category)
-    submitted_at: float
-    next_poll_at: float
-    polls: int = 0
+REFUSED_REASON = ("refused by the importer (excluded, bounced or over the contact limit; ActiveCampaign "
+                  "gives no reason); offered again on later runs")
+# A contact whose text is under this many characters surely fits in one import request: UTF-8 takes at
+# most 4 bytes a character, JSON adds quotes and names. Longer ones are measured exactly.
+_SURELY_FITS = (MAX_IMPORT_BYTES - 10_000) // 6
 
 
 class AudienceSync:
-    """One engine per run. ``plan()`` reads and decides; ``execute()`` writes; ``run()`` does both."""
+    """One engine per run. ``plan()`` reads and decides; ``execute(plan)`` writes; ``run()`` does both."""
 
     def __init__(
         self,
@@ -174,19 +115,26 @@ class AudienceSync:
                                    dry_run=options.dry_run)
         self.list_id: str | None = None
         self.field_ids: dict[str, str] = {}
-        self._state: dict[str, MemberState] = {}
-        self._members: set[str] = set()  # who is on the list now (active), per state or ActiveCampaign
-        self._self_unsubscribed: set[str] = set()  # unsubscribed on ActiveCampaign, not by us
+        self.user_id: str | None = None
+        self._state: dict[str, MemberState] = {}  # Mapping-like: get/in/items/len/update only
+        self._info = LoadInfo()
+        self._reconciled_at: str | None = None
+        self._read_back = False
         self._audience: dict[str, str] = {}  # email -> fingerprint of every valid audience contact
         self._rejects: list[tuple[str, str]] = []
         self._spool: IO[bytes] | None = None
+        self._resubscribes: list[tuple[str, AudienceContact]] = []  # (fingerprint, contact): few, in memory
         self._removals: list[str] = []
-        self._confirmed: dict[str, MemberState] = {}
+        self._dropped: set[str] = set()  # contacts gone from ActiveCampaign: forgotten at compaction
         self._missing_fields: list[str] = []
         self._group: dict | None = None
-        self._reconcile = False  # list sync: membership read back from ActiveCampaign is the truth
-        self._adopted: dict[str, MemberState] = {}  # on the list already, field values unknown
-        self._planned = False
+        self._plan: AudiencePlan | None = None
+        self._reoffered = 0
+        self.unsubscribes: dict[str, int] | None = None  # the ledger to publish after a commit
+        self.journal = Journal(store if not options.dry_run else None, run_id)
+        self.pipeline = ImportPipeline(client, self.journal, self._outcome, clock=clock, sleep=sleep,
+                                       import_timeout=options.import_timeout, log=self.log,
+                                       on_rejected=self._rejected_in_request)
 
     # ------------------------------------------------------------------ run
     def run(self, columns: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]],
@@ -195,28 +143,38 @@ class AudienceSync:
         lock = (self.store.lock(self.run_id) if self.store is not None and not self.options.dry_run
                 else contextlib.nullcontext())
         with lock:
-            self.plan(columns, rows, membership=membership)
+            plan = self.plan(columns, rows, membership=membership)
             if self.summary.valid == 0 and self.options.action_on_empty == "skip":
                 self.log.info("The audience is empty and action_on_empty='skip': nothing sent.")
                 return self.finish()
             if not self.options.dry_run:
-                self.execute()
+                self.execute(plan)
             return self.finish()
 
     # ----------------------------------------------------------------- plan
     def plan(self, columns: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]],
-             *, membership: Literal["state", "activecampaign"] = "state") -> SyncSummary:
-        """Resolve ids, read every row and decide what to send. Writes nothing to ActiveCampaign."""
-        opts = self.options
-        mapper = RowMapper(columns, email_column=opts.email_column)
+             *, membership: Literal["state", "activecampaign"] = "state") -> AudiencePlan:
+        """Resolve ids, verify the state, read every row and decide. Writes nothing to ActiveCampaign."""
+        mapper = RowMapper(columns, email_column=self.options.email_column)
         self._resolve_destination(mapper.custom_field_tags)
         self._load_membership(membership)
         with gc_paused():  # a million-entry audience dict makes every collection walk the heap
             self._read_audience(mapper, rows)
         self._plan_removals()
         self._check_guards()
-        self._planned = True
-        return self.summary
+        s = self.summary
+        self._plan = AudiencePlan(
+            list_name=self.options.list_name, list_id=self.list_id, mode=self.options.mode,
+            field_ids=tuple(sorted(self.field_ids.items())), missing_fields=tuple(self._missing_fields),
+            to_add=s.to_add, to_update=s.to_update, to_resubscribe=len(self._resubscribes),
+            to_unsubscribe=s.to_unsubscribe, unchanged=s.unchanged, invalid=s.invalid,
+            duplicates=s.duplicates, skipped_unsubscribed=s.skipped_unsubscribed,
+            removals=tuple(self._removals), spool=str(getattr(self._spool, "name", "(temporary file)")),
+            state_generation=self._info.generation_id, membership_source=s.membership_source,
+            membership_reason=s.membership_reason, dry_run=self.options.dry_run,
+        )
+        self.log.info("%s", self._plan)
+        return self._plan
 
     def _resolve_destination(self, perstags: list[str]) -> None:
         """Find the group, list and custom fields; fail before any write if something is wrong."""
@@ -245,46 +203,99 @@ class AudienceSync:
         self.summary.list_id = self.list_id
 
     def _load_membership(self, membership: str) -> None:
-        """Who is on the list now: the state's memory, or the list read back from ActiveCampaign."""
-        opts = self.options
-        if self.store is not None and not opts.full_refresh:
-            self._state, info = self.store.load()
-            self.summary.state_warnings = list(info.warnings)
+        """Who is on the list now: the verified state, or the list read back from ActiveCampaign."""
+        opts, s = self.options, self.summary
+        if self.store is not None:
+            self._state, self._info = self.store.load()
+            s.state_warnings = list(self._info.warnings)
+            self.user_id = str(self.client.get_current_user().get("id") or "") or None
+        meta = self._info.meta
+        self._reconciled_at = meta.reconciled_at if meta is not None else None
+        reason = self._state_problem(membership)
+        if meta is not None and reason is not None and (
+                meta.list_id != self.list_id or meta.api_url != self.client.api_url
+                or meta.user_id != self.user_id):
+            self._drop_membership()  # another list (or account): its memberships mean nothing here
+            self._info = LoadInfo(generation=self._info.generation, generation_id=self._info.generation_id)
+        if self._info.in_flight:
+            if opts.dry_run:
+                reason = reason or "batches of an earlier attempt are in flight"
+            else:
+                self._resolve_in_flight()
         if self.list_id is None:
-            self._members, self.summary.membership_source = set(), "new list"
+            self._drop_membership()
+            self._reconciled_at = _now_iso()  # an empty new list is known whole
+            s.membership_source, s.membership_reason = "new list", "the list does not exist yet"
             return
-        if membership == "state" and self._state:
-            self._members = {e for e, s in self._state.items() if s.status is MemberStatus.SUBSCRIBED}
-            self.summary.membership_source = "state"
+        if reason is None:
+            reason = drift_reason(self.client, self.list_id, self._state)
+        if reason is None:
+            s.membership_source = "state"
+            s.membership_reason = "verified: the list's id and member counts match the state"
             return
-        # No memory (first run on an existing list, full refresh, or list sync): ask ActiveCampaign.
-        self._reconcile = membership == "activecampaign"
-        self._members = self._list_emails(ACTIVE)
-        ours = {e for e, s in self._state.items() if s.status is MemberStatus.UNSUBSCRIBED}
-        self._self_unsubscribed = self._list_emails(UNSUBSCRIBED) - ours
-        self.summary.membership_source = "activecampaign"
+        self.log.info("Reading list %s back from ActiveCampaign: %s.", self.list_id, reason)
+        rebuilt: dict[str, MemberState] = {}
+        read_back(self.client, self.list_id, self._state, rebuilt, ledger=opts.published_unsubscribes)
+        if opts.full_refresh:  # resend every member's data; consent and refusal records stay
+            rebuilt = {e: m._replace(fingerprint="") if m[1] is S else m for e, m in rebuilt.items()}
+        self._state = rebuilt
+        self._read_back = True
+        self._reconciled_at = _now_iso()
+        s.membership_source, s.membership_reason = "activecampaign", reason
 
-    def _list_emails(self, status: int) -> set[str]:
-        """Emails on the list with this status, read back from ActiveCampaign (paged by id)."""
-        return {c["email"].strip().lower() for c in self.client.iter_list_contacts(self.list_id, status)}
+    def _state_problem(self, membership: str) -> str | None:
+        """Why the state cannot be trusted without reading the list back (None: check the counts)."""
+        opts, meta = self.options, self._info.meta
+        if membership == "activecampaign":
+            return "list sync reads the list"
+        if self.store is None or (not self._state and meta is None):
+            return "no state yet"
+        if meta is None:
+            return "the state records no verified list id (written by an older version)"
+        if meta.api_url != self.client.api_url or meta.user_id != self.user_id:
+            return "the state belongs to another account"
+        if self.list_id is not None and meta.list_id != self.list_id:
+            return f"the list was recreated (id {meta.list_id} -> {self.list_id})"
+        if opts.full_refresh:
+            return "full_refresh"
+        if opts.published_generation and opts.published_generation != self._info.generation_id:
+            return (f"stale copy: this worker's state is generation {self._info.generation_id}, the last "
+                    f"committed run's is {opts.published_generation}")
+        if not self._reconciled_at:
+            return "the list was never read back whole"
+        last = _dt.datetime.fromisoformat(self._reconciled_at)
+        if _dt.datetime.now(_dt.timezone.utc) - last >= opts.reconcile_every:
+            return f"reconcile_every ({opts.reconcile_every}) has passed since {self._reconciled_at}"
+        return None
+
+    def _drop_membership(self) -> None:
+        """Forget memberships (another list now); keep refusals, which concern contacts, not a list."""
+        self._state = {e: m for e, m in self._state.items() if m.status is R}
+
+    def _resolve_in_flight(self) -> None:
+        """Batches an earlier attempt journaled but never confirmed: poll or read, never guess."""
+        entries = resolve_in_flight(self.client, self.pipeline, self.journal, self._info.in_flight,
+                                    self._state, self.list_id, self.log)
+        self._state.update(entries)
+        self.summary.in_flight_resolved = len(self._info.in_flight)
+        self.journal.flush()
 
     def _read_audience(self, mapper: RowMapper, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
         """One pass over the rows: validate, merge duplicates, classify, spool what must be sent."""
-        summary, state, members = self.summary, self._state, self._members
-        list_sync = self._reconcile
+        summary, state, opts = self.summary, self._state, self.options
         examples: dict[str, list[str]] = {"add": [], "update": [], "invalid": [], "unsubscribe": []}
         self._spool = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115 - closed in finish()
-        # What must be sent waits on disk, not in memory, pickled in chunks (one call per chunk is far
-        # cheaper than one per contact).
+        # What must be sent waits on disk, pickled in chunks (one call per chunk is far cheaper).
         chunk: list[tuple] = []
         audience = self._audience
+        reoffer_all = self._read_back  # a full read-back also re-offers long-refused contacts
         row_number = 0
         for row_number, row in enumerate(rows, start=1):
             mapped = mapper.map(row, row_number)
             if isinstance(mapped, InvalidRow):
                 summary.invalid += 1
                 self._rejects.append((mapped.email or "", f"invalid: {mapped.reason}"))
-                if len(examples["invalid"]) < self.options.example_count:
+                if len(examples["invalid"]) < opts.example_count:
                     examples["invalid"].append(mask_email(mapped.email))
                 continue
             email = mapped.email
@@ -294,37 +305,43 @@ class AudienceSync:
             fp = fingerprint(mapped)
             audience[email] = fp
             known = state.get(email)
-            if email in members:
-                if known is not None and known.status is MemberStatus.SUBSCRIBED and known.fingerprint == fp:
-                    summary.unchanged += 1
-                    continue
-                if list_sync and (known is None or known.status is not MemberStatus.SUBSCRIBED):
-                    # On the list already; we don't know its field values, so the state records "".
-                    summary.unchanged += 1
-                    audience[email] = ""
-                    self._adopted[email] = MemberState("", MemberStatus.SUBSCRIBED)
-                    continue
-                category = "update"
-            elif email in self._self_unsubscribed:
-                # They unsubscribed themselves: never re-subscribe them.
-                summary.skipped_unsubscribed += 1
-                self._rejects.append((email, "unsubscribed from the list themselves; not re-subscribed"))
-                continue
-            elif known is not None and known.status is MemberStatus.UNSUBSCRIBED:
-                category = "resubscribe"  # we removed them earlier; they are back in the audience
-            elif known is not None and known.status is MemberStatus.REFUSED and known.fingerprint == fp:
-                summary.unchanged += 1  # refused before and nothing changed: don't ask again
-                summary.previously_refused += 1
-                continue
-            else:
+            if known is None:
                 category = "add"
+            else:
+                status = known[1]
+                if status is S:
+                    if known[0] == fp:
+                        summary.unchanged += 1
+                        continue
+                    category = "update"
+                elif status is U:
+                    summary.to_add += 1
+                    self._resubscribes.append((fp, mapped))  # consent is read before any write
+                    continue
+                elif status is ELSEWHERE:
+                    summary.skipped_unsubscribed += 1
+                    self._rejects.append((email, f"not re-subscribed: {known.note or 'unsubscribed elsewhere'}"))
+                    continue
+                elif known[0] == fp and known.attempts >= opts.max_refusal_attempts and not reoffer_all:
+                    summary.unchanged += 1  # refused too often with the same data: wait for a read-back
+                    summary.previously_refused += 1
+                    continue
+                else:
+                    category = "add"
+                    if known[0] == fp:
+                        self._reoffered += 1  # refused before, offered again
+                        summary.previously_refused += 1
+            if not self._fits_one_import(mapped):
+                summary.rejected += 1
+                self._rejects.append((email, f"too large for one bulk import request (over "
+                                             f"{MAX_IMPORT_BYTES} bytes); shorten its fields or tags"))
+                continue
             if category == "update":
                 summary.to_update += 1
             else:
                 summary.to_add += 1
-            bucket = "update" if category == "update" else "add"
-            if len(examples[bucket]) < self.options.example_count:
-                examples[bucket].append(mask_email(email))
+            if len(examples[category]) < opts.example_count:
+                examples[category].append(mask_email(email))
             chunk.append((category, fp, mapped.email, mapped.first_name, mapped.last_name, mapped.phone,
                           mapped.customer_acct_name, mapped.tags, mapped.fields))
             if len(chunk) >= SPOOL_CHUNK:
@@ -336,10 +353,23 @@ class AudienceSync:
         summary.valid = len(audience)
         summary.examples = examples
 
+    def _fits_one_import(self, contact: AudienceContact) -> bool:
+        size = (len(contact.email) + sum(len(t) for t in contact.tags)
+                + sum(len(v) + 16 for _tag, v in contact.fields)
+                + sum(len(x) for x in (contact.first_name, contact.last_name, contact.phone,
+                                       contact.customer_acct_name) if x))
+        if size < _SURELY_FITS:
+            return True
+        # Placeholder ids as long as any real one, so the measure holds once fields are created.
+        ids = {tag: 999_999_999 for tag, _v in contact.fields}
+        payload = to_import_contact(contact, field_ids=ids, subscribe_list_id=999_999_999)
+        return fits_one_import(payload)
+
     def _plan_removals(self) -> None:
         if self.options.mode != "mirror":
             return
-        self._removals = sorted(self._members - self._audience.keys())
+        audience = self._audience
+        self._removals = sorted(e for e, m in self._state.items() if m[1] is S and e not in audience)
         self.summary.to_unsubscribe = len(self._removals)
         self.summary.examples["unsubscribe"] = [mask_email(e) for e in
                                                 self._removals[: self.options.example_count]]
@@ -362,7 +392,7 @@ class AudienceSync:
                 f"more than max_invalid_ratio={opts.max_invalid_ratio:.1%}. Nothing was sent. "
                 f"Rejects report: {s.rejects_report}"
             )
-        base = len(self._members)
+        base = sum(1 for m in self._state.values() if m[1] is S)
         if s.to_unsubscribe and base and s.to_unsubscribe / base > opts.max_removal_ratio:
             raise AudienceSyncError(
                 f"This run would unsubscribe {s.to_unsubscribe} of the list's {base} members "
@@ -371,43 +401,43 @@ class AudienceSync:
             )
 
     # -------------------------------------------------------------- execute
-    def execute(self) -> SyncSummary:
-        """Send the plan. Every confirmed batch is committed to the state before the next is trusted."""
-        if not self._planned:
+    def execute(self, plan: AudiencePlan | None = None) -> SyncSummary:
+        """Send the plan. Refuses a plan this engine did not make or whose state has changed since."""
+        if self._plan is None:
             raise RuntimeError("plan() must run before execute()")
+        plan = plan or self._plan
+        if plan is not self._plan:
+            raise AudienceSyncError("This plan was not made by this engine: plan again, then execute it.")
+        if self.store is not None:
+            current = self.store.peek_generation_id()
+            if current != plan.state_generation:
+                raise AudienceSyncError(
+                    f"The state changed since the plan was made (generation {plan.state_generation} -> "
+                    f"{current}): another run wrote it. Plan again.")
         self._create_destination()
-        self._progress_total = self.summary.to_add + self.summary.to_update + self.summary.to_unsubscribe
+        self._progress_total = plan.to_add + plan.to_update + plan.to_unsubscribe
         self._progress_done = 0
         self._last_progress = self.clock()
-        upserts = self._iter_spool()
-        small = self.summary.to_add + self.summary.to_update < BULK_MINIMUM
-        bulk_items: Iterator[tuple[str, str, AudienceContact]]
-        resubscribes: list[tuple[str, AudienceContact]] = []
-
-        def bulk_source() -> Iterator[tuple[str, str, AudienceContact]]:
-            for category, fp, contact in upserts:
-                if category == "resubscribe":
-                    resubscribes.append((fp, contact))
-                elif small:
-                    self._upsert_one(contact, fp, category)
-                else:
-                    yield category, fp, contact
-
-        bulk_items = bulk_source()
-        self._send_bulk_upserts(bulk_items)
-        for fp, contact in resubscribes:
-            self._upsert_one(contact, fp, "resubscribe")
+        resubscribed = self._resubscribe()
+        self._send_upserts(itertools_chain(resubscribed, self._iter_spool()))
         self._send_removals()
         if self.store is not None:
             members = dict(self._state)
-            if self._reconcile:  # forget members the list no longer has
-                for email in [e for e, m in members.items() if m.status is MemberStatus.SUBSCRIBED
-                              and e not in self._members]:
-                    del members[email]
-            members.update(self._adopted)
-            members.update(self._confirmed)
-            self.store.compact(members)
+            members.update(self.journal.confirmed)
+            for email in self._dropped:
+                members.pop(email, None)
+            self.store.compact(members, meta=self._meta(members))
+            self.summary.state_generation = self.store.generation_id
+            self.unsubscribes = unsubscribe_ledger(members)
         return self.summary
+
+    def _meta(self, members: Mapping[str, MemberState]) -> StateMeta:
+        from airflow_provider_activecampaign.audience.membership import state_counts
+
+        active, unsubscribed = state_counts(members)
+        return StateMeta(api_url=self.client.api_url, user_id=self.user_id, list_id=str(self.list_id),
+                         list_name=self.options.list_name, active=active, unsubscribed=unsubscribed,
+                         reconciled_at=self._reconciled_at)
 
     def _create_destination(self) -> None:
         """The first writes of a run, made only once every guard has passed."""
@@ -438,247 +468,154 @@ class AudienceSync:
                 yield category, fp, AudienceContact(email=email, first_name=first, last_name=last, phone=phone,
                                                     customer_acct_name=acct, tags=tags, fields=fields)
 
-    def _send_bulk_upserts(self, items: Iterator[tuple[str, str, AudienceContact]]) -> None:
+    def _resubscribe(self) -> list[tuple[str, str, AudienceContact]]:
+        """Members this sync removed who are back: re-subscribe them only while it is still the sync's
+        own unsubscribe (``contactLists`` status 1, which may start "subscribes to list" automations:
+        the API offers no other way back). Returns what the bulk importer then sends them."""
+        if not self._resubscribes:
+            return []
+        key = self.journal.new_key()
+        self.journal.intent(key, "resubscribe", ((c.email, fp) for fp, c in self._resubscribes))
+        self.journal.flush()
+        to_import: list[tuple[str, str, AudienceContact]] = []
+        entries: dict[str, MemberState] = {}
+        for fp, contact in self._resubscribes:
+            known = self._state.get(contact.email)
+            contact_id = known.contact_id if known is not None else None
+            if not contact_id:
+                found = self.client.find_contact_by_email(contact.email)
+                contact_id = str(found["id"]) if found is not None else None
+            membership = (self.client.get_contact_membership(contact_id, str(self.list_id))
+                          if contact_id else None)
+            verdict = resubscribe_verdict(membership, known.at if known is not None else None)
+            if verdict.action == "skip":
+                self.summary.to_add -= 1
+                self.summary.skipped_unsubscribed += 1
+                self._rejects.append((contact.email, f"not re-subscribed: {verdict.reason}"))
+                entries[contact.email] = MemberState(fp, ELSEWHERE, contact_id, ceil_now(), verdict.reason)
+                continue
+            if verdict.action == "resubscribe":
+                assert contact_id is not None
+                self.client.set_list_status(contact_id, str(self.list_id), ACTIVE)
+                self.summary.resubscribed += 1
+                entries[contact.email] = MemberState("", S, contact_id)  # fields follow by import
+            to_import.append(("resubscribe", fp, contact))
+        self.journal.done(key, entries)
+        self._state.update(entries)
+        return to_import
+
+    def _send_upserts(self, items: Iterator[tuple[str, str, AudienceContact]]) -> None:
+        """Every add and update, on every path, through the bulk importer: same fields, tags, account
+        name and ``exclude_automations`` (one-contact imports have their own 20/minute budget)."""
         meta: dict[str, tuple[str, str]] = {}
+        list_id, field_ids = int(str(self.list_id)), self.field_ids
+        exclude = self.options.exclude_automations
 
         def payloads() -> Iterator[dict]:
             for category, fp, contact in items:
                 meta[contact.email] = (fp, category)
-                yield to_import_contact(contact, field_ids=self.field_ids, subscribe_list_id=int(self.list_id),
-                                        exclude_automations=self.options.exclude_automations)
+                yield to_import_contact(contact, field_ids=field_ids, subscribe_list_id=list_id,
+                                        exclude_automations=exclude)
 
-        self._pipeline(payloads(), meta, kind="upsert")
+        self.pipeline.send(payloads(), meta, kind="upsert")
 
     def _send_removals(self) -> None:
         if not self._removals:
             return
-        # Someone who already unsubscribed themselves must not be recorded as removed by us: that
-        # record is what later allows re-subscribing them. One paged read finds them.
-        self_unsubscribed = self._list_emails(UNSUBSCRIBED)
-        for email in [e for e in self._removals if e in self_unsubscribed]:
+        send, gone, found = check_removals(self.client, self._removals, self._state)
+        for email in gone:
+            self._dropped.add(email)  # deleted in ActiveCampaign: an unsubscribe would create them again
+        self.summary.removals_dropped = len(gone)
+        for email, contact_id in found.items():
             known = self._state.get(email)
-            self.summary.skipped_unsubscribed += 1
-            self._commit({email: MemberState(known.fingerprint if known else "", MemberStatus.REFUSED,
-                                             known.contact_id if known else None)})
-        self._removals = [e for e in self._removals if e not in self_unsubscribed]
-        if not self._removals:
-            return
-        if len(self._removals) < BULK_MINIMUM:
-            for email in self._removals:
-                self._unsubscribe_one(email)
+            if known is not None and known.contact_id != contact_id:
+                self._state[email] = known._replace(contact_id=contact_id)
+        if not send:
             return
         meta = {email: (self._state[email].fingerprint if email in self._state else "", "remove")
-                for email in self._removals}
-        payloads = ({"email": e, "unsubscribe": [{"listid": int(self.list_id)}],
-                     "exclude_automations": self.options.exclude_automations} for e in self._removals)
-        self._pipeline(payloads, meta, kind="remove")
+                for email in send}
+        list_id, exclude = int(str(self.list_id)), self.options.exclude_automations
+        payloads = ({"email": e, "unsubscribe": [{"listid": list_id}], "exclude_automations": exclude}
+                    for e in send)
+        self.pipeline.send(payloads, meta, kind="remove")
+        if self.summary.unsubscribed:
+            wait_for_next_second()  # see unsubscribe_stamp(): a later change by anyone else is told apart
 
-    def _pipeline(self, payloads: Iterator[dict], meta: dict[str, tuple[str, str]], *, kind: str) -> None:
-        """Submit batches at the importer's pace; poll the oldest pending batch between submissions.
-
-        The hook's bulk limiter spaces imports 0.6 s apart; one poll fits in each gap, so polls never
-        push the account past its 5 requests/second.
-        """
-        pending: deque[_Pending] = deque()
-        try:
-            for batch in split_import_batches(payloads):
-                self._poll_due(pending, meta)
-                self._submit(batch, meta, kind, pending)
-        except Exception:
-            # Batches already queued by ActiveCampaign will be processed: confirm them before failing,
-            # so a retry does not send them again.
-            with contextlib.suppress(Exception):
-                self._drain(pending, meta)
-            raise
-        self._drain(pending, meta)
-
-    def _drain(self, pending: deque[_Pending], meta: dict[str, tuple[str, str]]) -> None:
-        while pending:
-            wait = pending[0].next_poll_at - self.clock()
-            if wait > 0:
-                self.sleep(wait)
-            self._poll_due(pending, meta)
-
-    def _submit(self, batch: list[dict], meta: dict[str, tuple[str, str]], kind: str,
-                pending: deque[_Pending]) -> None:
-        try:
-            answer = self.client.bulk_import(batch)
-        except ActiveCampaignBulkImportRejectedError as error:
-            self._repair_rejected_batch(batch, error, meta, kind, pending)
-            return
-        batch_id = str(answer.get("batchId") or answer.get("batchid") or "")
-        members = []
-        for contact in batch:
-            fp, category = meta.pop(contact["email"])
-            members.append((contact["email"], fp, category))
-        now = self.clock()
-        pending.append(_Pending(batch_id, kind, members, now, now + 1.0))
-
-    def _repair_rejected_batch(self, batch: list[dict], error: ActiveCampaignBulkImportRejectedError,
-                               meta: dict[str, tuple[str, str]], kind: str, pending: deque[_Pending]) -> None:
-        """A batch refused whole: set aside the contacts it names, resend the rest, try those alone.
-
-        The docs don't say whether failureReasons[].contact is 0- or 1-based, so both neighbours are
-        suspects; each suspect goes through contact/sync, which names exactly what is wrong.
-        """
-        suspects: set[int] = set()
-        for reason in error.failure_reasons:
-            if isinstance(reason, dict) and str(reason.get("contact", "")).isdigit():
-                index = int(reason["contact"])
-                suspects.update(i for i in (index, index - 1) if 0 <= i < len(batch))
-        if not suspects or len(suspects) >= len(batch):
-            if len(batch) == 1:
-                email = batch[0]["email"]
-                fp, _category = meta.pop(email)
-                self._reject(email, f"import refused: {error.api_message or error}",
-                             remember=MemberState(fp, MemberStatus.REFUSED))
-                return
-            middle = len(batch) // 2  # no usable hint: bisect
-            for half in (batch[:middle], batch[middle:]):
-                self._submit(half, meta, kind, pending)
-            return
-        self.log.warning("A batch of %d was refused whole (%s); retrying without %d suspect contact(s).",
-                         len(batch), error.api_message, len(suspects))
-        rest = [c for i, c in enumerate(batch) if i not in suspects]
-        if rest:
-            self._submit(rest, meta, kind, pending)
-        for i in sorted(suspects):
-            email = batch[i]["email"]
-            fp, category = meta.pop(email)
-            if kind == "remove":
-                self._unsubscribe_one(email)
-            else:
-                self._upsert_one(self._contact_from_payload(batch[i]), fp, category)
-
-    def _contact_from_payload(self, payload: dict) -> AudienceContact:
-        ids_to_tag = {v: k for k, v in self.field_ids.items()}
-        fields = tuple(sorted((ids_to_tag[str(f["id"])], f["value"]) for f in payload.get("fields", [])))
-        return AudienceContact(
-            email=payload["email"], first_name=payload.get("first_name"), last_name=payload.get("last_name"),
-            phone=payload.get("phone"), customer_acct_name=payload.get("customer_acct_name"),
-            tags=tuple(payload.get("tags", ())), fields=fields,
-        )
-
-    def _poll_due(self, pending: deque[_Pending], meta: dict[str, tuple[str, str]]) -> None:
-        if not pending or pending[0].next_poll_at > self.clock():
-            return
-        head = pending[0]
-        status = self.client.get_import_status(head.batch_id)
-        head.polls += 1
-        state = status.get("status")
-        if state in ("failed", "interrupted"):
-            pending.popleft()
-            for email, _fp, _category in head.members:
-                self._reject(email, f"ActiveCampaign import batch {state}")  # not remembered: retried
-            return
-        if state != "completed":
-            if self.clock() - head.submitted_at > self.options.import_timeout:
-                raise AudienceSyncError(
-                    f"Import batch {head.batch_id} not processed after {self.options.import_timeout:.0f}s "
-                    f"(status {state!r}); confirmed batches are saved, a retry resumes from there."
-                )
-            head.next_poll_at = self.clock() + min(10.0, 1.0 * 2 ** min(head.polls, 4))
-            return
-        pending.popleft()
-        failed = {str(e).strip().lower() for e in status.get("failure") or []}
-        confirmed: dict[str, MemberState] = {}
-        for email, fp, category in head.members:
+    # ------------------------------------------------------------- outcomes
+    def _outcome(self, batch: Batch, failed: set[str], failure_status: str) -> dict[str, MemberState]:
+        """What a processed batch means for each member (the pipeline journals it)."""
+        entries: dict[str, MemberState] = {}
+        now = ceil_now()
+        s = self.summary
+        for email, fp, category in batch.members:
+            known = self._state.get(email)
+            contact_id = known.contact_id if known is not None else None
             if email in failed:
-                self._reject(email, REFUSED_REASON)
-                if head.kind == "remove":
+                if failure_status:  # the whole batch failed: nothing recorded, the next run sends again
+                    self._reject(email, failure_status)
                     continue
-                confirmed[email] = MemberState(fp, MemberStatus.REFUSED)
+                if batch.kind == "upsert" and category != "update":
+                    entries[email] = self._refusal(email, fp, known, REFUSED_REASON, now)
+                else:  # still on the list as before; the next run offers the change again
+                    self._reject(email, REFUSED_REASON)
                 continue
-            if head.kind == "remove":
-                confirmed[email] = MemberState(fp, MemberStatus.UNSUBSCRIBED)
-                self.summary.unsubscribed += 1
+            if batch.kind == "remove":
+                entries[email] = MemberState(known.fingerprint if known else "", U, contact_id,
+                                             unsubscribe_stamp())
+                s.unsubscribed += 1
             else:
-                confirmed[email] = MemberState(fp, MemberStatus.SUBSCRIBED)
-                self._count_done(category)
-        self._commit(confirmed)
-        self._progress(len(head.members))
+                entries[email] = MemberState(fp, S, contact_id)
+                if category == "update":
+                    s.updated += 1
+                elif category in ("add", "resubscribe"):
+                    s.added += 1
+        self._progress(len(batch.members))
+        return entries
 
-    def _count_done(self, category: str) -> None:
-        if category == "update":
-            self.summary.updated += 1
-        else:
-            self.summary.added += 1
+    def _refusal(self, email: str, fp: str, known: MemberState | None, reason: str, now: int) -> MemberState:
+        attempts = known.attempts + 1 if known is not None and known.status is R and known.fingerprint == fp else 1
+        self._reject(email, reason)
+        self.summary.refused += 1
+        self.summary.refusals[reason] = self.summary.refusals.get(reason, 0) + 1
+        return MemberState(fp, R, known.contact_id if known else None, now, reason, attempts)
 
-    def _reject(self, email: str, reason: str, *, remember: MemberState | None = None) -> None:
-        """Count and report a contact ActiveCampaign refused; ``remember`` it so an unchanged contact
-        is not offered again next run."""
+    def _rejected_in_request(self, member: Member, reason: str) -> None:
+        """A contact the importer refused in the request itself (the batch was never queued)."""
+        email, fp, category = member
+        if category == "remove":
+            self._reject(email, reason)
+            return
+        entry = self._refusal(email, fp, self._state.get(email), reason, ceil_now())
+        self.journal.done(None, {email: entry})
+
+    def _reject(self, email: str, reason: str) -> None:
         self.summary.rejected += 1
         self._rejects.append((email, reason))
-        if remember is not None:
-            self._commit({email: remember})
-
-    def _upsert_one(self, contact: AudienceContact, fp: str, category: str) -> None:
-        """contact/sync + contactLists, for a handful of contacts or re-subscribing one we removed."""
-        try:
-            synced = self.client.sync_contact(to_sync_contact(contact, field_ids=self.field_ids))
-        except ActiveCampaignValidationError as error:
-            self._reject(contact.email, f"contact refused: {error.api_message or error}",
-                         remember=MemberState(fp, MemberStatus.REFUSED))
-            return
-        contact_id = str(synced["id"])
-        known = self._state.get(contact.email)
-        removed_by_us = known is not None and known.status is MemberStatus.UNSUBSCRIBED
-        if not removed_by_us:
-            # contactLists status 1 WOULD re-subscribe someone who unsubscribed themselves: look first.
-            for membership in self.client.get_contact_lists(contact_id):
-                if str(membership.get("list")) == self.list_id and str(membership.get("status")) == "2":
-                    self.summary.skipped_unsubscribed += 1
-                    self._rejects.append((contact.email, "unsubscribed from the list themselves; "
-                                          "not re-subscribed"))
-                    self._commit({contact.email: MemberState(fp, MemberStatus.REFUSED, contact_id)})
-                    return
-        self.client.set_list_status(contact_id, self.list_id, ACTIVE)
-        self._count_done(category)
-        self._commit({contact.email: MemberState(fp, MemberStatus.SUBSCRIBED, contact_id)})
-        self._progress(1)
-
-    def _unsubscribe_one(self, email: str) -> None:
-        known = self._state.get(email)
-        contact_id = known.contact_id if known is not None else None
-        if not contact_id:
-            found = self.client.find_contact_by_email(email)
-            if found is None:
-                self._commit({email: MemberState("", MemberStatus.UNSUBSCRIBED)})
-                return
-            contact_id = str(found["id"])
-        self.client.set_list_status(contact_id, self.list_id, UNSUBSCRIBED)
-        self.summary.unsubscribed += 1
-        fp = known.fingerprint if known is not None else ""
-        self._commit({email: MemberState(fp, MemberStatus.UNSUBSCRIBED, contact_id)})
-        self._progress(1)
-
-    def _commit(self, entries: dict[str, MemberState]) -> None:
-        """The commit point: what ActiveCampaign confirmed is written before anything else is trusted."""
-        if not entries:
-            return
-        self._confirmed.update(entries)
-        if self.store is not None:
-            self.store.record(entries, run_id=self.run_id)
 
     def _progress(self, done: int) -> None:
-        self._progress_done += done
+        self._progress_done = getattr(self, "_progress_done", 0) + done
         now = self.clock()
-        if now - self._last_progress < self.options.progress_interval:
+        if now - getattr(self, "_last_progress", now) < self.options.progress_interval:
             return
         self._last_progress = now
         elapsed = max(now - self._started, 1e-6)
         rate = self._progress_done / elapsed
-        left = self._progress_total - self._progress_done
+        left = getattr(self, "_progress_total", 0) - self._progress_done
         eta = left / rate if rate else float("inf")
         self.log.info("Progress: %d/%d contacts confirmed, %.0f contacts/s, ETA %.0fs.",
-                      self._progress_done, self._progress_total, rate, eta)
+                      self._progress_done, getattr(self, "_progress_total", 0), rate, eta)
 
     # --------------------------------------------------------------- finish
     def _write_rejects(self) -> None:
         if self.store is None or not self._rejects or self.summary.rejects_report:
             return
-        path = self.store.write_rejects(self.run_id, self._rejects)
-        self.summary.rejects_report = str(path)
+        path = str(self.store.write_rejects(self.run_id, self._rejects))
+        # A local report is named by its plain path, which a person can open (not "file:/...").
+        for prefix in ("file://", "file:"):
+            if path.startswith(prefix):
+                path = path[len(prefix):]
+                break
+        self.summary.rejects_report = path
 
     def finish(self) -> SyncSummary:
         """Write the rejects report, release the spool and total the requests and time."""
@@ -687,6 +624,8 @@ class AudienceSync:
             self._spool.close()
             self._spool = None
         s = self.summary
+        if s.state_generation is None:
+            s.state_generation = self._info.generation_id
         delta = Counter(getattr(self.client, "request_counts", Counter()))
         delta.subtract(self._requests_before)
         s.requests_by_endpoint = {k: v for k, v in sorted(delta.items()) if v > 0}
@@ -697,13 +636,23 @@ class AudienceSync:
     def verification(self, tolerance: float) -> tuple[bool, str]:
         """After a plan against ActiveCampaign's membership: does the list match the audience?"""
         s = self.summary
-        s.missing = s.to_add
+        s.missing = s.to_add - self._reoffered  # refused by ActiveCampaign earlier: not the sync's gap
         s.unexpected = s.to_unsubscribe
         differences = s.missing + s.unexpected
         ratio = differences / max(1, s.valid)
         ok = ratio <= tolerance
+        refused = s.previously_refused
         message = (f"list {s.list_name!r}: {s.valid} audience contacts, {s.missing} missing from the list, "
                    f"{s.unexpected} on the list but not in the audience; not counted: {s.skipped_unsubscribed} "
-                   f"unsubscribed themselves, {s.previously_refused} refused by ActiveCampaign (see the rejects "
-                   f"report of the send) ({ratio:.2%} different, tolerance {tolerance:.2%})")
+                   f"unsubscribed by anyone but this sync, {refused} refused by ActiveCampaign "
+                   f"(see the rejects report of the send) ({ratio:.2%} different, tolerance {tolerance:.2%})")
         return ok, message
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def itertools_chain(first: Iterable[Any], second: Iterable[Any]) -> Iterator[Any]:
+    yield from first
+    yield from second

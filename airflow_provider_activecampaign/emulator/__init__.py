@@ -13,6 +13,7 @@ Needs the ``emulator`` extra (fastapi, uvicorn).
 from __future__ import annotations
 
 from airflow_provider_activecampaign.emulator.account import Account
+from airflow_provider_activecampaign.emulator.admin_client import EmulatorAdmin, EmulatorAdminError
 from airflow_provider_activecampaign.emulator.app import create_app
 from airflow_provider_activecampaign.emulator.errors import ApiError
 from airflow_provider_activecampaign.emulator.faults import Fault, FaultInjector
@@ -55,6 +56,8 @@ __all__ = [
     "Account",
     "ApiError",
     "Contact",
+    "EmulatorAdmin",
+    "EmulatorAdminError",
     "EmulatorConfig",
     "EmulatorServer",
     "Exclusion",

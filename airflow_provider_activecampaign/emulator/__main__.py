@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     p.add_argument("--api-key", default="emulator-api-key", help="expected Api-Token (default emulator-api-key)")
     p.add_argument("--user", default="emulator", help="username returned by users/me (default emulator)")
+    p.add_argument("--user-id", default="1", help="user id returned by users/me (default 1)")
     p.add_argument(
         "--requests-per-second",
         type=float,
@@ -67,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         user=args.user,
+        user_id=args.user_id,
         requests_per_second=args.requests_per_second or None,
         retry_after=args.retry_after,
         import_delay=args.import_delay,

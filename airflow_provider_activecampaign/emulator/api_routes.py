@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from airflow_provider_activecampaign.emulator.account import Account
 from airflow_provider_activecampaign.emulator.errors import ApiError
+from airflow_provider_activecampaign.emulator.rules import parse_moment
 from airflow_provider_activecampaign.emulator.wire import (
     API_PREFIX,
     collection,
@@ -85,6 +86,15 @@ def api_router(account: Account) -> APIRouter:
     async def get_exclusion(exclusion_id: str) -> Response:
         return json_response(200, account.get_exclusion(exclusion_id).to_json())
 
+    @router.put("/lists/exclusions/{exclusion_id}")
+    async def put_exclusion(exclusion_id: str, request: Request) -> Response:
+        data = await json_body(request)
+        data = data.get("exclusion", data) if isinstance(data, dict) else {}
+        lists = data.get("lists") or []
+        channel = str(data.get("channel") or account.get_exclusion(exclusion_id).channel)
+        updated = account.update_exclusion(exclusion_id, channel, lists if isinstance(lists, list) else [])
+        return json_response(200, updated.to_json())
+
     @router.delete("/lists/exclusions/{exclusion_id}")
     async def delete_exclusion(exclusion_id: str) -> Response:
         account.delete_exclusion(exclusion_id)
@@ -132,7 +142,15 @@ def api_router(account: Account) -> APIRouter:
         id_greater = int_param(qp.get("id_greater"), -1)
         id_greater_opt = id_greater if id_greater >= 0 else None
         direction = (qp.get("orders[id]") or "ASC").upper()
+        # Date filters ActiveCampaign could not read are ignored, as it ignores unknown filters;
+        # page_input echoes the ones applied.
+        dates: dict[str, float] = {}
+        for name in ("created_before", "created_after", "updated_before", "updated_after"):
+            moment = parse_moment(qp.get(f"filters[{name}]"))
+            if moment is not None:
+                dates[name] = moment
         page, total = account.query_contacts(
+            dates=dates,
             email=email,
             email_like=email_like,
             list_id=list_id,
@@ -165,6 +183,8 @@ def api_router(account: Account) -> APIRouter:
             page_input["id_greater"] = id_greater_opt
         if "orders[id]" in qp:
             page_input["orders"] = {"id": direction}
+        if dates:
+            page_input["filters"] = {name: qp.get(f"filters[{name}]") for name in dates}
         answer: dict[str, Any] = {"scoreValues": [], "contacts": [c.to_json() for c in page]}
         includes = {x.strip() for x in (qp.get("include") or "").split(",") if x.strip()}
         if "contactLists" in includes:

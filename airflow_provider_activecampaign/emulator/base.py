@@ -78,12 +78,21 @@ class AccountBase:
         self._api_window = SlidingWindow()
         self._bulk_window = SlidingWindow()
         self._single_window = SlidingWindow()
-        name = self.config.user
-        self.user = User(id="1", username=name, first_name="Emulator", last_name="User", email=f"{name}@example.com")
+        self.user = self._make_user()
         self._ids["users"] = 1
         # Every ActiveCampaign account has the user group "Admin".
         admin = Group(id=self._new_id("groups"), title="Admin", descript="Seeded administrators group")
         self._groups[admin.id] = admin
+
+    def _make_user(self) -> User:
+        name = self.config.user
+        return User(
+            id=str(self.config.user_id),
+            username=name,
+            first_name="Emulator",
+            last_name="User",
+            email=f"{name}@example.com",
+        )
 
     def reset(self) -> None:
         """Forget everything (data, request log, limiter windows, faults) and re-seed."""
@@ -98,6 +107,8 @@ class AccountBase:
                 if not hasattr(self.config, key) or key == "api_key":
                     raise ValueError(f"unknown or read-only emulator option: {key}")
                 setattr(self.config, key, value)
+            if {"user", "user_id"} & set(changes):
+                self.user = self._make_user()
             return self.config
 
     def _new_id(self, collection: str) -> str:

@@ -129,6 +129,7 @@ class Catalog(AccountBase):
                 sender_reminder=as_text(data["sender_reminder"]),
                 cdate=stamp,
                 udate=stamp,
+                user_id=self.user.id,
                 extra={k: v for k, v in data.items() if k not in known and not isinstance(v, dict | list)},
             )
             self._lists[lst.id] = lst

@@ -4,6 +4,7 @@ GET contacts query."""
 from __future__ import annotations
 
 import bisect
+import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -83,6 +84,7 @@ class Contacts(Catalog):
                 cdate=stamp,
                 udate=stamp,
                 hash=uuid.uuid4().hex,
+                created=time.time(),
             )
             self._contacts[int(contact.id)] = contact
             self._contact_ids.append(int(contact.id))
@@ -90,7 +92,9 @@ class Contacts(Catalog):
         for name, value in attrs.items():
             if value is not None:
                 setattr(contact, name, value)
-        contact.udate = stamp
+        # A membership change does not move the contact's udate: ActiveCampaign does not document
+        # that it does, so the product must not rely on it.
+        contact.udate, contact.updated = stamp, time.time()
         return contact, created
 
     def add_contact(
@@ -186,16 +190,20 @@ class Contacts(Catalog):
         descending: bool = False,
         offset: int = 0,
         limit: int = 20,
+        dates: dict[str, float] | None = None,
     ) -> tuple[list[Contact], int]:
         """GET contacts: one page of matching contacts and the total number matching.
 
         Cheap on big accounts: ``email`` is an index lookup; ``listid`` (+ ``status``) and the
         unfiltered listing slice id-sorted indexes after a bisect for ``id_greater``, so a page costs
-        O(log n + limit). Only ``email_like`` and ``status`` without ``listid`` scan.
+        O(log n + limit). Only ``email_like``, ``status`` without ``listid`` and ``dates`` scan.
+        ``dates`` holds the ``filters[created_before|created_after|updated_before|updated_after]``
+        moments (epoch seconds): "before" is strictly earlier, "after" at or later.
         """
+        dates = dates or {}
         with self.lock:
             self.process_imports()
-            if email is None and email_like is None and (list_id is not None or status == -1):
+            if email is None and email_like is None and not dates and (list_id is not None or status == -1):
                 if list_id is None:
                     ids = self._contact_ids
                 elif status == -1:
@@ -229,6 +237,8 @@ class Contacts(Catalog):
                 if id_greater is not None and int(contact.id) <= id_greater:
                     return False
                 if email_like is not None and email_like.lower() not in contact.email:
+                    return False
+                if dates and not _within(contact, dates):
                     return False
                 if list_id is not None:
                     m = contact.memberships.get(list_id)
@@ -288,3 +298,13 @@ class Contacts(Catalog):
         with self.lock:
             contact = self.contact(email)
             return {self._tags[t].tag for t in contact.tag_ids} if contact else set()
+
+
+def _within(contact: Contact, dates: dict[str, float]) -> bool:
+    checks = {
+        "created_before": lambda t: contact.created < t,
+        "created_after": lambda t: contact.created >= t,
+        "updated_before": lambda t: contact.updated < t,
+        "updated_after": lambda t: contact.updated >= t,
+    }
+    return all(checks[name](moment) for name, moment in dates.items() if name in checks)

@@ -185,9 +185,7 @@ class ImportQueue(Memberships):
             limits.append(ContactLimit(group.title, group.limit_contact, lists, active))
         return limits
 
-    def _apply_import_contact(
-        self, batch: ImportBatch, item: dict[str, Any], limits: list[ContactLimit]
-    ) -> str | None:
+    def _apply_import_contact(self, batch: ImportBatch, item: dict[str, Any], limits: list[ContactLimit]) -> str | None:
         """Apply one imported contact; returns why it failed (then nothing at all is changed)."""
         key = normalize_email(str(item["email"]))
         subscribe = list_ids(item.get("subscribe"))
@@ -246,8 +244,6 @@ class ImportQueue(Memberships):
             self._set_status(contact, lid, UNSUBSCRIBED, marker)
         for limit in limits:
             if limit.lists.intersection(subscribe + unsubscribe):
-                still = any(
-                    m.status == ACTIVE for lid, m in contact.memberships.items() if lid in limit.lists
-                )
+                still = any(m.status == ACTIVE for lid, m in contact.memberships.items() if lid in limit.lists)
                 (limit.active.add if still else limit.active.discard)(int(contact.id))
         return None

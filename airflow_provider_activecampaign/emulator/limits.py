@@ -18,6 +18,9 @@ class EmulatorConfig:
 
     api_key: str = "emulator-api-key"
     user: str = "emulator"
+    # users/me's id: the same across resets, so a run can tell this account from another at the
+    # same URL (give each emulated account its own). A real account's first user is "1".
+    user_id: str = "1"
     # General limit: at most int(requests_per_second) requests in any sliding window of
     # ``rate_window`` seconds (1 s, as ActiveCampaign; tests may shorten it). None or 0 disables it.
     requests_per_second: float | None = 5

@@ -341,6 +341,21 @@ class Memberships(Contacts):
                 raise ApiError(404, {"message": f"Exclusion not found [id={exclusion_id}]"})
             return found
 
+    def update_exclusion(self, exclusion_id: object, channel: str, lists: Iterable[object] = ()) -> Exclusion:
+        """PUT lists/exclusions/{id}: change which lists the entry covers (``lists`` only with "several")."""
+        with self.lock:
+            exclusion = self.get_exclusion(exclusion_id)
+            if channel not in EXCLUSION_CHANNELS:
+                raise unprocessable(invalid("channel", f"Invalid channel: {channel!r}"))
+            list_ids = [str(x) for x in lists]
+            if list_ids and channel != "several":
+                raise unprocessable(invalid("lists", f'List IDs must be empty for channel "{channel}"'))
+            missing = [x for x in list_ids if x not in self._lists]
+            if missing:
+                raise not_found("_List", missing[0])
+            exclusion.channel, exclusion.lists = channel, list_ids
+            return exclusion
+
     def delete_exclusion(self, exclusion_id: object) -> None:
         """DELETE lists/exclusions/{id}."""
         with self.lock:

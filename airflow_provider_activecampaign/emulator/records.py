@@ -91,12 +91,13 @@ class MailingList:
     sender_reminder: str
     cdate: str
     udate: str
+    user_id: str = "1"  # the user who created it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "stringid": self.stringid,
-            "userid": "1",
+            "userid": self.user_id,
             "name": self.name,
             "cdate": self.cdate,
             "udate": self.udate,
@@ -107,7 +108,7 @@ class MailingList:
             "subscription_notify": "",
             "unsubscription_notify": "",
             "channel": "email",
-            "user": "1",
+            "user": self.user_id,
         }
         data.update({k: v if isinstance(v, str) or v is None else str(v) for k, v in self.extra.items()})
         data["id"] = self.id
@@ -248,6 +249,8 @@ class Contact:
     memberships: dict[str, Membership] = field(default_factory=dict)  # by list id
     tag_ids: set[str] = field(default_factory=set)
     hash: str = ""
+    created: float = 0.0  # epoch seconds of cdate / udate, for the date filters of GET contacts
+    updated: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -265,7 +268,7 @@ class Contact:
             "hash": self.hash,
             "deleted": "0",
             "udate": self.udate,
-            "email_empty": False,
+            "email_empty": not self.email,
             "fieldValues": [fv.id for fv in self.field_values.values()],
             "id": self.id,
         }

@@ -60,12 +60,25 @@ def field_value_problem(field_type: str, value: str, options: set[str] | frozens
     return None
 
 
+def parse_moment(text: str | None) -> float | None:
+    """A date filter's value as epoch seconds: ``YYYY-MM-DD`` (midnight) or an ISO 8601 date and
+    time; without an offset it is in the account's (the machine's) time zone. None if unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()
+
+
 def _valid_date(text: str) -> bool:
     try:
         date.fromisoformat(text)
     except ValueError:
         return False
     return True
+
 
 MATCH_TYPES = {
     "exact": "exact",

@@ -54,6 +54,7 @@ class EmulatorServer:
         max_contacts_per_import: int = 250,
         max_import_bytes: int = 400_000,
         user: str = "emulator",
+        user_id: str = "1",
         host: str = "127.0.0.1",
         port: int = 0,
         log_level: str = "warning",
@@ -70,6 +71,7 @@ class EmulatorServer:
                 EmulatorConfig(
                     api_key=api_key,
                     user=user,
+                    user_id=user_id,
                     requests_per_second=requests_per_second,
                     retry_after=retry_after,
                     import_delay=import_delay,

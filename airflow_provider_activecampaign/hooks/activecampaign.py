@@ -12,6 +12,7 @@ here, where earlier releases defined them.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import random
@@ -72,7 +73,7 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 60.0  # a single Retry-After wait is capped here; 30 still means 30 seconds
 BULK_RATE_LIMIT_WAIT = 60.0  # the importer's 400 "Rate limit exceeded." says "retry in a minute"
-USER_AGENT = f"airflow-provider-activecampaign/{__version__} (+requests/{requests.__version__})"
+USER_AGENT = f"airflow-provider-activecampaign/{__version__} (+requests/{importlib.metadata.version('requests')})"
 
 _RETRY_SERVER_STATUSES = frozenset({500, 502, 504})
 _RETRY_AFTER_STATUSES = frozenset({429, 503})

@@ -9,18 +9,107 @@ Two budgets, two shapes:
   spacing. ActiveCampaign's rule is "up to 100 imports per minute", which any 60 s holding at most 100
   imports meets; so the first 100 imports go as fast as the requests budget lets them, and only the
   101st waits, until the first has left the window.
+
+The importer's windows are also shared by the processes of one host through a small file, an
+:class:`ImportLedger` (Airflow runs each task in its own process: a run that starts right after another
+must not draw a 400 "Rate limit exceeded." and a minute's wait). Requests in flight in another process
+are not seen until they complete; accounts used by concurrent tasks share the budget through a pool.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import tempfile
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
 
-__all__ = ["LIMITER_MARGIN", "SpacingLimiter", "get_limiter"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no ledger, each process keeps its own window
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["LIMITER_MARGIN", "ImportLedger", "SpacingLimiter", "get_limiter"]
 
 LIMITER_MARGIN = 1.02  # spacing a little wider than 1/rate, and windows a little longer, absorb jitter
+
+
+class ImportLedger:
+    """Completion times of imports, shared by the processes of one host in an append-only file.
+
+    Each line is ``<owner> <time>`` on ``time.monotonic()``, which is one clock for every process of a
+    host. A limiter counts the other owners' recent lines in its window as its own. Any file error
+    turns the ledger off (the process then keeps only its own window): it must never fail a request.
+    """
+
+    _PRUNE_BYTES = 16_384  # rewrite the file, keeping only recent lines, once it grows past this
+
+    def __init__(self, path: Path, *, owner: str | None = None, horizon: float = 120.0) -> None:
+        self.path = path
+        self.owner = owner or str(os.getpid())
+        self.horizon = horizon  # lines older than this are dropped when the file is pruned
+        self.enabled = fcntl is not None
+
+    @contextlib.contextmanager
+    def _locked(self, exclusive: bool) -> Iterator[IO[str]]:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self.path, "a+", encoding="ascii") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                handle.seek(0)
+                yield handle
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _parse(text: str) -> list[tuple[str, float]]:
+        entries = []
+        for line in text.splitlines():
+            owner, _, when = line.partition(" ")
+            try:
+                entries.append((owner, float(when)))
+            except ValueError:
+                continue  # a torn or foreign line
+        return entries
+
+    def others(self, since: float) -> list[float]:
+        """Times after ``since`` recorded by other owners."""
+        if not self.enabled:
+            return []
+        try:
+            with self._locked(exclusive=False) as handle:
+                entries = self._parse(handle.read())
+        except OSError:
+            self.enabled = False
+            return []
+        return sorted(t for owner, t in entries if owner != self.owner and t > since)
+
+    def record(self, when: float) -> None:
+        if not self.enabled:
+            return
+        try:
+            with self._locked(exclusive=True) as handle:
+                handle.seek(0, os.SEEK_END)
+                if handle.tell() > self._PRUNE_BYTES:
+                    handle.seek(0)
+                    keep = [(o, t) for o, t in self._parse(handle.read()) if t > when - self.horizon]
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.writelines(f"{o} {t!r}\n" for o, t in keep)
+                handle.write(f"{self.owner} {when!r}\n")
+        except OSError:
+            self.enabled = False
+
+
+def ledger_path(api_url: str, kind: str, calls: float) -> Path:
+    """Where the processes of this host record one account's imports (one file per API URL and budget)."""
+    digest = hashlib.sha256(f"{api_url}|{kind}|{calls}".encode()).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / "airflow-provider-activecampaign" / f"{kind}-{digest}.ledger"
 
 
 class SpacingLimiter:
@@ -43,8 +132,9 @@ class SpacingLimiter:
     _POLL = 0.05  # wait when every slot of the window is held by a request still in flight
 
     def __init__(self, period: float, clock: Callable[[], float], *, window_calls: int | None = None,
-                 window: float = 1.0) -> None:
+                 window: float = 1.0, ledger: ImportLedger | None = None) -> None:
         self.period = period
+        self.ledger = ledger  # other processes' completions, counted in the window too
         self.clock = clock
         self.window_calls = window_calls
         self.window = window
@@ -99,10 +189,13 @@ class SpacingLimiter:
                 completed = self._completed
                 while completed and completed[0] <= now - self.window:
                     completed.popleft()
-                if self._in_flight + len(completed) < self.window_calls:
+                elsewhere = self.ledger.others(now - self.window) if self.ledger else []
+                if self._in_flight + len(completed) + len(elsewhere) < self.window_calls:
                     self._in_flight += 1
                     return slept
-                wait = completed[0] + self.window - now if completed else self._POLL
+                candidates = ([completed[0]] if completed else []) + elsewhere[:1]
+                oldest = min(candidates) if candidates else None
+                wait = oldest + self.window - now if oldest is not None else self._POLL
             # At least a microsecond: a float remainder like 5e-14 added to a clock reading near 1000
             # is lost to rounding, and the loop would never end.
             wait = max(wait, 1e-6)
@@ -115,7 +208,10 @@ class SpacingLimiter:
             return
         with self._lock:
             self._in_flight = max(self._in_flight - 1, 0)
-            self._completed.append(self.clock())
+            now = self.clock()
+            self._completed.append(now)
+            if self.ledger:
+                self.ledger.record(now)
 
 
 _LIMITERS: dict[tuple[Any, ...], SpacingLimiter] = {}
@@ -128,9 +224,10 @@ def get_limiter(api_url: str, kind: str, calls: float, per: float, clock: Callab
 
     ``spaced=True`` spaces permits ``per / calls`` apart (the requests budget); ``spaced=False`` is a
     pure sliding window of ``calls`` per ``per`` seconds, widened by :data:`LIMITER_MARGIN` (the bulk
-    importer's per-minute budgets). The rate is in the key so connections with different settings
-    don't share; the clock too, since times measured on different clocks can't be compared (only tests
-    inject another clock).
+    importer's per-minute budgets), shared with the host's other processes through an
+    :class:`ImportLedger` when the clock is the real monotonic one. The rate is in the key so
+    connections with different settings don't share; the clock too, since times measured on different
+    clocks can't be compared (only tests inject another clock).
     """
     key = (api_url, kind, calls, per, clock, spaced)
     with _LIMITERS_LOCK:
@@ -142,6 +239,8 @@ def get_limiter(api_url: str, kind: str, calls: float, per: float, clock: Callab
                 limiter = SpacingLimiter(per / calls * LIMITER_MARGIN, clock, window_calls=window_calls,
                                          window=window)
             else:
-                limiter = SpacingLimiter(0.0, clock, window_calls=window_calls, window=window * LIMITER_MARGIN)
+                ledger = ImportLedger(ledger_path(api_url, kind, calls)) if clock is time.monotonic else None
+                limiter = SpacingLimiter(0.0, clock, window_calls=window_calls, window=window * LIMITER_MARGIN,
+                                         ledger=ledger)
             _LIMITERS[key] = limiter
         return limiter

@@ -8,11 +8,10 @@ makes. Shapes follow the API v3 reference; ids come back as strings and are sent
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_activecampaign.exceptions import (
     ActiveCampaignError,
@@ -22,6 +21,9 @@ from airflow_provider_activecampaign.exceptions import (
 )
 from airflow_provider_activecampaign.hooks.settings import API_PREFIX
 from airflow_provider_activecampaign.masking import mask_emails
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
 
 __all__ = ["PAGE_SIZE", "ActiveCampaignResources", "derive_stringid"]
 
@@ -54,10 +56,22 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
+def _object(body: JSONDict, key: str, method: str, endpoint: str) -> JSONDict:
+    """``body[key]`` when it is the object the docs promise; a clear error when it is not."""
+    found = body.get(key)
+    if not isinstance(found, dict):
+        raise ActiveCampaignUnexpectedAnswerError(
+            f"ActiveCampaign {method} {API_PREFIX}/{endpoint} answered without a {key!r} object",
+            method=method, path=endpoint, status=200)
+    return found
+
+
 class ActiveCampaignResources:
     """API methods; the class they are mixed into provides ``request``, ``log`` and ``_display_path``."""
 
-    log: logging.Logger | Any
+    if TYPE_CHECKING:
+        @property
+        def log(self) -> Logger: ...  # LoggingMixin's, through the hook
 
     def request(self, method: str, endpoint: str, *, params: Mapping[str, Any] | None = None,
                 json: Any = None) -> JSONDict:
@@ -214,7 +228,7 @@ class ActiveCampaignResources:
         payload = {"name": name, "stringid": stringid or derive_stringid(name), "sender_url": sender_url,
                    "sender_reminder": sender_reminder, **fields}
         try:
-            return self.request("POST", "lists", json={"list": payload})["list"]
+            return _object(self.request("POST", "lists", json={"list": payload}), "list", "POST", "lists")
         except ActiveCampaignError as exc:
             if exc.status is None or not 400 <= exc.status < 500:
                 raise
@@ -255,13 +269,14 @@ class ActiveCampaignResources:
         wanted = email.strip().lower()
         body = self.request("GET", "contacts", params={"email": email.strip()})
         for contact in body.get("contacts") or []:
-            if str(contact.get("email") or "").strip().lower() == wanted:
+            if isinstance(contact, dict) and str(contact.get("email") or "").strip().lower() == wanted:
                 return contact
         return None
 
     def sync_contact(self, contact: Mapping[str, Any]) -> JSONDict:
         """``POST contact/sync`` (upsert by email) -> the ``contact`` object."""
-        return self.request("POST", "contact/sync", json={"contact": dict(contact)})["contact"]
+        body = self.request("POST", "contact/sync", json={"contact": dict(contact)})
+        return _object(body, "contact", "POST", "contact/sync")
 
     def set_list_status(self, contact_id: Any, list_id: Any, status: Any, *,
                         sourceid: Any = None) -> JSONDict:
@@ -292,7 +307,7 @@ class ActiveCampaignResources:
             candidates = [f for f in body.get("fields") or [] if isinstance(f, dict)]
             matching = [f for f in candidates if str(f.get("perstag") or "").upper() == perstag.upper()
                         or f.get("title") == title]
-            created = (matching or candidates or [None])[0]
+            created = next(iter(matching or candidates), None)
         if not isinstance(created, dict) or created.get("id") is None:
             raise ActiveCampaignUnexpectedAnswerError(
                 f"ActiveCampaign POST {API_PREFIX}/fields answered without the created field", method="POST",
@@ -331,8 +346,9 @@ class ActiveCampaignResources:
     def create_tag(self, name: str) -> JSONDict:
         """``POST tags`` (a contact tag). A refusal because it exists falls back to the existing tag."""
         try:
-            return self.request("POST", "tags", json={"tag": {"tag": name, "tagType": "contact",
-                                                              "description": ""}})["tag"]
+            body = self.request("POST", "tags", json={"tag": {"tag": name, "tagType": "contact",
+                                                              "description": ""}})
+            return _object(body, "tag", "POST", "tags")
         except ActiveCampaignValidationError:
             existing = self.find_tag(name)
             if existing is None:

@@ -9,21 +9,24 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook, BaseOperator, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_activecampaign.audience.state import StateLockedError, StateStore
 from airflow_provider_activecampaign.audience.sync import (
     AudienceSync,
     AudienceSyncError,
+    AudienceSyncRetryableError,
     EmptyAction,
     Mode,
     SyncOptions,
 )
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
+from airflow_provider_activecampaign.lineage import list_dataset, tables_in_sql
 from airflow_provider_activecampaign.links import LIST_URL_XCOM_KEY, ActiveCampaignListLink, list_web_url
 from airflow_provider_activecampaign.operators.arguments import check_choice, check_positive_int, check_ratio
 from airflow_provider_activecampaign.operators.connection import DEFAULT_CONN_ID
@@ -38,12 +41,21 @@ else:
     _OperatorBase = object
 
 __all__ = [
+    "STATE_GENERATION_XCOM_KEY",
     "AUDIENCE_PARAMS_DOC",
     "ActiveCampaignAudienceSendOperator",
     "AudienceTaskMixin",
     "BaseAudienceOperator",
     "documented_with_audience_params",
 ]
+
+# The committed state generation, pushed by the send task and read back (include_prior_dates) by its
+# next run on any worker: Airflow's metadata database is what every worker shares. (Airflow 3.3's
+# task_state_store is scoped to one task instance, so it cannot carry a value from run to run.)
+STATE_GENERATION_XCOM_KEY = "activecampaign_state_generation"
+# With it, the sync's own unsubscribes as {one-way email key: epoch seconds} (never an address): a
+# worker whose copy is stale still knows which unsubscribes the sync made and may undo.
+UNSUBSCRIBES_XCOM_KEY = "activecampaign_sync_unsubscribes"
 
 AUDIENCE_TEMPLATE_FIELDS: tuple[str, ...] = (
     "activecampaign_conn_id", "list_name", "group_name", "sql", "sql_conn_id", "parameters", "records",
@@ -162,6 +174,7 @@ class AudienceTaskMixin(_OperatorBase):
         self.sender_reminder = sender_reminder
         self._list_id: str | None = None
         self._account_url: str | None = None
+        self.list_url: str | None = None  # published by publish_list(); the extra link reads it
         self.check_arguments()
 
     @property
@@ -229,9 +242,11 @@ class AudienceTaskMixin(_OperatorBase):
         return options
 
     def publish_list(self, context: Context, hook: ActiveCampaignHook, list_id: str | None) -> None:
+        """Remember the list for lineage and the extra link; XCom ``activecampaign_list_url`` when known."""
         self._list_id, self._account_url = list_id, hook.api_url
         if list_id:
-            context["ti"].xcom_push(key=LIST_URL_XCOM_KEY, value=list_web_url(hook, list_id))
+            self.list_url = list_web_url(hook, list_id)
+            context["ti"].xcom_push(key=LIST_URL_XCOM_KEY, value=self.list_url)
 
     @staticmethod
     def run_key(context: Context) -> str:
@@ -240,8 +255,9 @@ class AudienceTaskMixin(_OperatorBase):
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{ti.dag_id}.{ti.task_id}.{ti.run_id}")
 
     def log_summary(self, summary: dict[str, Any]) -> None:
-        keys = ("list_id", "rows_read", "invalid", "duplicates", "to_add", "to_update", "unchanged",
-                "to_unsubscribe", "added", "updated", "unsubscribed", "rejected", "skipped_unsubscribed",
+        keys = ("list_id", "membership_source", "membership_reason", "rows_read", "invalid", "duplicates",
+                "to_add", "to_update", "unchanged", "to_unsubscribe", "added", "updated", "resubscribed",
+                "unsubscribed", "rejected", "refused", "skipped_unsubscribed", "removals_dropped",
                 "api_requests", "seconds")
         self.log.info("Summary: %s", ", ".join(f"{k}={summary.get(k)}" for k in keys))
         if summary.get("rejects_report"):
@@ -249,25 +265,32 @@ class AudienceTaskMixin(_OperatorBase):
 
     # -- OpenLineage ----------------------------------------------------------
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Input: the source query's database; output: the ActiveCampaign list as a dataset."""
-        from airflow.providers.common.compat.openlineage.facet import Dataset, SQLJobFacet
+        """Inputs: the tables the query reads; output: the list, named as ``lineage.list_asset_uri``."""
+        from airflow.providers.common.compat.openlineage.facet import (
+            Dataset,
+            DocumentationDatasetFacet,
+            SQLJobFacet,
+        )
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        inputs = []
+        inputs: list[Any] = []
         job_facets: dict[str, Any] = {}
         if self.sql is not None and self.sql_conn_id:
-            conn = BaseHook.get_connection(self.sql_conn_id)
-            namespace = f"{conn.conn_type}://{conn.host or ''}{':' + str(conn.port) if conn.port else ''}"
-            for table in _tables_in(self.sql) or ["query"]:
-                inputs.append(Dataset(namespace=namespace, name=table))
             job_facets["sql"] = SQLJobFacet(query=self.sql)
-        outputs = []
-        if self._account_url:
-            host = urlsplit(self._account_url).netloc
-            outputs.append(Dataset(namespace=f"activecampaign://{host}",
-                                   name=f"lists/{self._list_id or self.list_name}"))
+            try:  # lineage never fails a task: a connection that cannot be read just gives no inputs
+                conn = BaseHook.get_connection(self.sql_conn_id)
+                namespace = f"{conn.conn_type}://{conn.host or ''}{':' + str(conn.port) if conn.port else ''}"
+                tables = tables_in_sql(self.sql, conn.conn_type) or ["query"]
+                inputs = [Dataset(namespace=namespace, name=table) for table in tables]
+            except Exception as error:
+                self.log.debug("No lineage inputs: %s", error)
+        namespace, name = list_dataset(self.activecampaign_conn_id, self.list_name)
+        where = f" (id {self._list_id})" if self._list_id else ""
+        account = f" on {urlsplit(self._account_url).netloc}" if self._account_url else ""
+        facets = {"documentation": DocumentationDatasetFacet(
+            description=f"ActiveCampaign list {self.list_name!r}{where}{account}")}
+        outputs = [Dataset(namespace=namespace, name=name, facets=facets)]
         return OperatorLineage(inputs=inputs, outputs=outputs, job_facets=job_facets)
-
 
 
 class BaseAudienceOperator(AudienceTaskMixin, BaseOperator):
@@ -280,50 +303,82 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
 
     ``mode="mirror"`` makes the list match the audience (people who left are unsubscribed, never
     deleted); ``mode="upsert"`` only adds and updates. Only new, changed and departed contacts are sent,
-    thanks to the run state at ``state_uri``; ``full_refresh=True`` ignores it. ``dry_run=True`` returns
-    the plan and writes nothing. Returns a summary (counts, requests, seconds) as XCom.
+    thanks to the run state at ``state_uri``. ``dry_run=True`` returns the plan and writes nothing.
+    Returns a summary (counts, requests, seconds, which membership source was used and why) as XCom.
+
+    The state is a verified cache: each run checks the list's id and member counts against it (three
+    requests), and reads the list back on drift, on a stale copy (another worker committed since; the
+    committed generation is this task's XCom ``activecampaign_state_generation``) and every
+    ``reconcile_every``. Members this sync removed who come back are re-subscribed through
+    ``contactLists`` (the only way back, which may start "subscribes to list" automations) when they
+    are still the sync's own unsubscribe; anyone unsubscribed by someone else stays unsubscribed.
 
     :param mode: ``"mirror"`` (the list matches the audience) or ``"upsert"`` (add and update only).
     :param dry_run: plan and report, write nothing to ActiveCampaign.
-    :param full_refresh: ignore the run state and compare with the list read back from ActiveCampaign.
-    :param import_timeout: seconds to wait for ActiveCampaign to process one bulk import.
+    :param full_refresh: read the list back from ActiveCampaign and resend every member's data (the
+        consent and refusal records of the state are kept).
+    :param import_timeout: seconds to wait for ActiveCampaign to process one bulk import; past it the
+        task fails as retryable and the retry resumes from the journal.
+    :param reconcile_every: read the whole list back at least this often, even without drift
+        (a ``timedelta``, default 7 days).
     """
 
     def __init__(self, *, mode: Mode = "mirror", dry_run: bool = False, full_refresh: bool = False,
-                 import_timeout: float = 1800.0, **kwargs: Any) -> None:
+                 import_timeout: float = 1800.0, reconcile_every: timedelta = timedelta(days=7),
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mode = check_choice("mode", mode, get_args(Mode))
+        if not isinstance(reconcile_every, timedelta) or reconcile_every < timedelta(0):
+            raise ValueError(f"reconcile_every must be a non-negative timedelta, not {reconcile_every!r}")
         self.dry_run = dry_run
         self.full_refresh = full_refresh
         self.import_timeout = import_timeout
+        self.reconcile_every = reconcile_every
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = ActiveCampaignHook(activecampaign_conn_id=self.activecampaign_conn_id)
         options = self.sync_options(mode=self.mode, dry_run=self.dry_run, full_refresh=self.full_refresh,
-                                    import_timeout=self.import_timeout)
+                                    import_timeout=self.import_timeout, reconcile_every=self.reconcile_every,
+                                    published_generation=self.published(context, STATE_GENERATION_XCOM_KEY),
+                                    published_unsubscribes=self.published(context, UNSUBSCRIBES_XCOM_KEY))
         engine = AudienceSync(hook, options, store=self.state_store(hook), run_id=self.run_key(context),
                               log=self.log)
         try:
             with self.open_source() as (columns, rows):
                 summary = engine.run(columns, rows).as_dict()
-        except (AudienceSyncError, StateLockedError) as error:
-            # Deterministic refusals (guards, bad group, locked list): retrying cannot help.
+        except AudienceSyncError as error:
+            # Deterministic refusals (guards, bad group): retrying cannot help.
             self.publish_list(context, hook, engine.list_id)
             raise AirflowFailException(str(error)) from error
+        except StateLockedError as error:
+            # A live run holds the list; a dead one's lease lapses within minutes: a retry may pass.
+            self.publish_list(context, hook, engine.list_id)
+            raise AirflowException(str(error)) from error
+        except AudienceSyncRetryableError:
+            self.publish_list(context, hook, engine.list_id)
+            raise  # an import still processing: the retry resumes from the journal
         self.publish_list(context, hook, summary["list_id"])
+        if engine.unsubscribes is not None and summary.get("state_generation"):
+            context["ti"].xcom_push(key=STATE_GENERATION_XCOM_KEY, value=summary["state_generation"])
+            context["ti"].xcom_push(key=UNSUBSCRIBES_XCOM_KEY, value=engine.unsubscribes)
         self.log_summary(summary)
         return summary
+
+    @staticmethod
+    def published(context: Context, key: str) -> Any:
+        """What the last committed run of this task published under ``key`` (any worker, any run)."""
+        ti = context["ti"]
+        try:
+            value = ti.xcom_pull(task_ids=ti.task_id, key=key, include_prior_dates=True)
+        except Exception as error:  # never fail a send over it: the count check still runs
+            ti.log.warning("Could not read %s published by earlier runs: %s", key, error)
+            return None
+        if isinstance(value, list):
+            value = value[-1] if value else None
+        return value or None
 
 
 def _default_state_uri() -> str:
     # The same rule Airflow uses to find its home: $AIRFLOW_HOME, else ~/airflow.
     home = os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
     return f"file://{home.rstrip('/')}/activecampaign_state"
-
-
-_TABLE_RE = re.compile(r"\b(?:from|join)\s+([A-Za-z_][\w.]*)", re.IGNORECASE)
-
-
-def _tables_in(sql: str) -> list[str]:
-    """Table names after FROM/JOIN: enough for lineage without a SQL parser dependency."""
-    return list(dict.fromkeys(_TABLE_RE.findall(sql)))

@@ -44,3 +44,7 @@ def make_list(api: Api, name: str = "Audience", stringid: str | None = None) -> 
     resp = api.post("lists", json={"list": body})
     assert resp.status_code == 200, resp.text
     return resp.json()["list"]["id"]
+
+
+def people(n: int, start: int = 0, **extra: Any) -> list[dict[str, Any]]:
+    return [{"email": f"person{i}@example.com", "first_name": f"P{i}", **extra} for i in range(start, start + n)]

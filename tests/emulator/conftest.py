@@ -25,6 +25,8 @@ TEST_DEFAULTS = {
     "bulk_window": 60.0,
     "max_contacts_per_import": 250,
     "max_import_bytes": 400_000,
+    "user": "emulator",
+    "user_id": "1",
 }
 
 

@@ -76,6 +76,11 @@ def test_exclusion_for_several_lists_applies_to_those_lists_only(api: Api, emula
     assert add_exclusion(api, "@blocked.com", "end", channel="several", lists=[covered]).status_code == 201
     result = import_contacts(api, joiners(covered, "a@blocked.com") + joiners(free, "b@blocked.com"))
     assert result["failure"] == ["a@blocked.com"]
+    # Widened to every list (PUT), it refuses on the other list too.
+    exclusion_id = api.get("lists/exclusions").json()["exclusions"][0]["id"]
+    widened = api.session.put(f"{api.base}/lists/exclusions/{exclusion_id}", json={"channel": "all"}, timeout=5)
+    assert widened.status_code == 200 and widened.json()["lists"] == [] and widened.json()["channel"] == "all"
+    assert import_contacts(api, joiners(free, "c@blocked.com"))["failure"] == ["c@blocked.com"]
     assert api.get("lists/exclusions", params={"filters[matchPhrase]": "blocked"}).json()["meta"]["total"] == 1
 
 

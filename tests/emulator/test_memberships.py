@@ -276,3 +276,16 @@ def test_importer_never_re_subscribes_an_unsubscribed_or_bounced_contact(
 
 def test_default_user_group_is_admin(api: Api) -> None:
     assert [g["title"] for g in api.get("groups").json()["groups"]] == ["Admin"]
+
+
+def test_a_contact_without_an_email_can_be_on_a_list(api: Api, emulator: EmulatorServer) -> None:
+    """Accounts hold contacts without an email (e.g. SMS only); a list read must cope with them."""
+    list_id = make_list(api)
+    emulator.account.subscribe("has@example.com", list_id)
+    assert admin(emulator, "add_by_hand", email="", list_id=list_id).status_code == 200
+    body = api.get("contacts", params={"listid": list_id, "status": 1, "include": "contactLists"}).json()
+    assert sorted((c["email"], c["email_empty"]) for c in body["contacts"]) == [
+        ("", True),
+        ("has@example.com", False),
+    ]
+    assert len(body["contactLists"]) == 2 and body["meta"]["total"] == "2"

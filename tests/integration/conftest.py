@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_activecampaign.emulator import EmulatorServer
 from demo.warehouse import build_warehouse
+from tests.services import PostgresServer, S3Server, postgres_server, s3_server
 
 SANDBOX_KEY = "sandbox-test-key-0001"
 PRODUCTION_KEY = "production-test-key-0002"
@@ -65,3 +66,17 @@ def state_dir(tmp_path: Path) -> Path:
     path = tmp_path / "state"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster for the session (started only if a test asks for it)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """moto's S3 in server mode on a loopback port for the session."""
+    with s3_server() as server:
+        yield server

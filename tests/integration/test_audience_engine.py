@@ -58,7 +58,9 @@ def test_second_run_sends_only_changes(ac_default: EmulatorServer, state_dir: Pa
     before = len(ac_default.account.requests(endpoint="POST import/bulk_import"))
 
     unchanged = run(state_dir, people(60), run_id="two")
-    assert unchanged.unchanged == 60 and unchanged.api_requests <= 3  # look-ups only, nothing sent
+    # look-ups (users/me, groups, fields, lists) and the drift check (2 counts); nothing sent
+    assert unchanged.unchanged == 60 and unchanged.api_requests <= 6
+    assert unchanged.membership_source == "state" and unchanged.requests_by_endpoint["GET contacts"] == 2
     assert len(ac_default.account.requests(endpoint="POST import/bulk_import")) == before
 
     changed = people(45) + people(15, start=45, plan="enterprise") + people(12, start=100)
@@ -83,26 +85,29 @@ def test_self_unsubscribed_never_resubscribed_but_our_removals_come_back(
     lid = list_id(ac_default)
     ac_default.account.unsubscribe_by_contact("person.0@example.com", lid)  # they leave by themselves
     second = run(state_dir, people(28, start=2), run_id="two")  # person.0 and person.1 left the audience
-    assert second.unsubscribed == 1 and second.skipped_unsubscribed == 1
+    # The count check sees person.0's own unsubscribe: the list is read back, only person.1 is removed.
+    assert second.membership_source == "activecampaign" and "drift" in second.membership_reason
+    assert second.unsubscribed == 1 and second.to_unsubscribe == 1
     assert "person.1@example.com" in ac_default.account.list_members(lid, status=2)
 
     back = run(state_dir, people(30), run_id="three")  # both come back into the audience
     members = ac_default.account.list_members(lid)
     assert "person.1@example.com" in members  # removed by this sync -> subscribed again
     assert "person.0@example.com" not in members  # unsubscribed themselves -> never re-subscribed
-    assert back.added == 1 and back.unchanged == 29  # person.0 is remembered as refused: not asked again
+    assert back.added == 1 and back.resubscribed == 1 and back.unchanged == 28
+    assert back.skipped_unsubscribed == 1  # person.0: remembered as unsubscribed by someone else
 
 
-def test_bulk_import_refuses_self_unsubscribed_and_it_is_reported(
+def test_a_self_unsubscribe_is_seen_by_the_count_check_and_reported(
         ac_default: EmulatorServer, state_dir: Path) -> None:
     run(state_dir, people(20), run_id="one")
     lid = list_id(ac_default)
     ac_default.account.unsubscribe_by_contact("person.5@example.com", lid)
-    summary = run(state_dir, people(20, plan="changed"), run_id="two")  # 20 updates: bulk import
+    summary = run(state_dir, people(20, plan="changed"), run_id="two")  # 20 changed: 19 updates
     assert "person.5@example.com" not in ac_default.account.list_members(lid)
-    assert (summary.updated, summary.rejected) == (19, 1)
+    assert (summary.updated, summary.skipped_unsubscribed, summary.rejected) == (19, 1, 0)
     rejects = Path(summary.rejects_report).read_text()
-    assert "person.5@example.com" in rejects and "refused" in rejects
+    assert "person.5@example.com" in rejects and "not re-subscribed" in rejects
 
 
 def test_full_refresh_reads_membership_and_skips_self_unsubscribed(

@@ -31,6 +31,11 @@ def test_orchestration_is_scheduled_and_emits_the_list_asset() -> None:
     assert set(dag.params.keys()) >= {"activecampaign_conn_id", "warehouse_conn_id", "list_name", "group_name"}
 
 
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_the_default_group_is_the_one_every_account_has(dag_id: str) -> None:
+    assert load_dag(dag_id).params["group_name"] == "Admin"  # not "Admins": "invalid group name" on day one
+
+
 def test_promotion_puts_production_behind_sandbox_verification() -> None:
     dag = load_dag("activecampaign_sandbox_promotion")
     verify = dag.get_task("verify_sandbox")

@@ -208,3 +208,31 @@ def test_exclusions_are_read_from_the_account(monkeypatch: pytest.MonkeyPatch, p
     production.account.exclude("nobody@example.com")
     entries = list(hook.iter_exclusions())
     assert [(e["matchPhrase"], e["matchType"]) for e in entries] == [("nobody@example.com", "exact")]
+
+
+_IMPORTS_IN_A_CHILD = """
+import os, sys
+from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
+hook = ActiveCampaignHook(activecampaign_conn_id="ac_ledger")
+for i in range(int(sys.argv[1])):
+    hook.bulk_import([{"email": f"child{i}a@example.com"}, {"email": f"child{i}b@example.com"}])
+"""
+
+
+def test_a_run_in_a_new_process_waits_instead_of_drawing_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow runs each task in its own process. A run right after one that made 100 imports shares
+    their minute through the host's ledger: it waits for the window, where it used to draw a 400
+    "Rate limit exceeded." and a minute's stall."""
+    import subprocess
+    import sys
+
+    with EmulatorServer(api_key=PRODUCTION_KEY, requests_per_second=20, import_delay=0.1) as server:
+        conn = connection_json(server.url, PRODUCTION_KEY, requests_per_second=20)
+        monkeypatch.setenv("AIRFLOW_CONN_AC_LEDGER", conn)
+        subprocess.run([sys.executable, "-c", _IMPORTS_IN_A_CHILD, "100"], check=True, timeout=300)
+        assert len(server.account.requests(endpoint="POST import/bulk_import", status=200)) == 100
+        next_run = ActiveCampaignHook(activecampaign_conn_id="ac_ledger")  # this process made no import
+        with pytest.raises(_WouldWait) as waited:
+            next_run._bulk_limiter(2).acquire(_refuse_to_wait)
+        assert 0 < float(waited.value.args[0]) <= 60 * 1.02
+        assert not server.account.requests(status=400)

@@ -144,14 +144,41 @@ def test_openlineage_reports_query_input_and_list_output(monkeypatch: pytest.Mon
     monkeypatch.setenv("AIRFLOW_CONN_WH", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")}))
     operator = ActiveCampaignAudienceSendOperator(
         task_id="send", list_name="VIP", sql_conn_id="wh",
-        sql="SELECT c.email FROM customers c JOIN orders o ON o.customer_id = c.id",
+        sql="SELECT c.email FROM customers c JOIN mart.orders o ON o.customer_id = c.id "
+            "WHERE c.id NOT IN (SELECT customer_id FROM optouts)",
     )
     operator._list_id, operator._account_url = "7", "https://acme.api-us1.com"
     lineage = operator.get_openlineage_facets_on_complete(task_instance=mock.MagicMock())
-    assert [(d.namespace, d.name) for d in lineage.inputs] == [
-        (f"sqlite://{tmp_path / 'w.db'}", "customers"), (f"sqlite://{tmp_path / 'w.db'}", "orders")]
-    assert [(d.namespace, d.name) for d in lineage.outputs] == [("activecampaign://acme.api-us1.com", "lists/7")]
+    assert sorted((d.namespace, d.name) for d in lineage.inputs) == [
+        (f"sqlite://{tmp_path / 'w.db'}", name) for name in ("customers", "mart.orders", "optouts")]
+    (output,) = lineage.outputs
+    assert (output.namespace, output.name) == ("activecampaign://activecampaign_default", "lists/vip")
+    assert output.facets["documentation"].description == "ActiveCampaign list 'VIP' (id 7) on acme.api-us1.com"
     assert "customers" in lineage.job_facets["sql"].query
+
+
+def test_lineage_never_fails_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_activecampaign.lineage import tables_in_sql
+
+    operator = ActiveCampaignAudienceSendOperator(task_id="send", list_name="VIP", sql_conn_id="missing_conn",
+                                                  sql="SELECT email FROM customers")
+    lineage = operator.get_openlineage_facets_on_complete(task_instance=mock.MagicMock())
+    assert lineage.inputs == [] and [d.name for d in lineage.outputs] == ["lists/vip"]
+    with mock.patch("openlineage.common.sql.parse", side_effect=RuntimeError("parser crashed")):
+        assert tables_in_sql("SELECT e FROM a JOIN b ON a.x = b.x", "postgres") == ["a", "b"]
+
+
+def test_the_example_dags_asset_is_the_sends_lineage_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AUDIENCE_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": "w.db"}))
+    from tests.integration.helpers import load_dag
+
+    dag = load_dag("activecampaign_audience_orchestration")
+    send = dag.get_task("send_audience")
+    params = {name: dag.params[name] for name in dag.params}
+    send.render_template_fields({"params": params})
+    (output,) = send.get_openlineage_facets_on_complete(task_instance=mock.MagicMock()).outputs
+    assert [o.uri for o in send.outlets] == [f"{output.namespace}/{output.name}"]
+    assert output.name == "lists/vip-customers"
 
 
 def _ti() -> mock.MagicMock:
@@ -248,3 +275,30 @@ def test_deferrable_list_sensor_waits_in_the_triggerer(ac_default: EmulatorServe
 
     with pytest.raises(AirflowFailException, match="Verification failed: boom"):
         sensor.execute_complete(context={"ti": ti}, event={"status": "error", "message": "boom"})
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_task_without_a_list_publishes_no_link_and_logs_no_xcom_error(
+        ac_default: EmulatorServer, warehouse: Path, state_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Airflow 3 logged "XCom not found ... activecampaign_list_url" for every task that never found a list."""
+    from tests.integration.helpers import load_dag, task_states
+
+    dag = load_dag("activecampaign_audience_orchestration")
+    run = dag.test(run_conf={"state_uri": f"file://{state_dir}", "group_name": "No such group"})
+    log = "".join(capfd.readouterr())
+    assert task_states(run) == {"test_connection": "success", "send_audience": "failed"}
+    assert "Invalid group name 'No such group'" in log
+    assert "XCom not found" not in log and "Failed to push an xcom for task operator extra link" not in log
+
+
+def test_the_list_link_is_the_url_the_task_published(ac_default: EmulatorServer) -> None:
+    from airflow_provider_activecampaign.links import ActiveCampaignListLink
+
+    send = ActiveCampaignAudienceSendOperator(task_id="send", list_name="Linked", records=[{"email": "a@example.com"}])
+    link = ActiveCampaignListLink()
+    assert link.get_link(send, ti_key=None) == ""  # nothing published: no link, no XCom read
+    ti = _ti()
+    result = send.execute(context={"ti": ti})
+    url = f"{ActiveCampaignHook().web_url}/app/contacts?listid={result['list_id']}&status=1"
+    assert link.get_link(send, ti_key=None) == url
+    ti.xcom_push.assert_called_once_with(key="activecampaign_list_url", value=url)

@@ -67,7 +67,7 @@ def test_values_keep_every_field_and_type():
 def test_many_members_grow_the_index_and_stay_small():
     """A million-member state must fit in memory next to the audience: ~75 bytes a member here."""
     count = 50_000
-    state = CompactState((f"customer.{i}@example.com", member(f"{i:012x}", cid=str(i + 1))) for i in range(count))
+    state = CompactState({f"customer.{i}@example.com": member(f"{i:012x}", cid=str(i + 1)) for i in range(count)})
     assert len(state) == count
     assert state["customer.49999@example.com"] == member(f"{49999:012x}", cid="50000")
     assert all(state.get(f"customer.{i}@example.com").contact_id == str(i + 1) for i in range(0, count, 997))
@@ -82,3 +82,18 @@ def test_update_and_copy_are_independent():
     clone.update({"a@b.co": member(cid="18"), "n@b.co": member()})
     assert state == {"a@b.co": member()}
     assert clone == {"a@b.co": member(cid="18"), "n@b.co": member()}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_EMAILS, _STATES, max_size=80), st.dictionaries(_EMAILS, _STATES, max_size=80))
+def test_bulk_extend_is_update(first, second):
+    """The loader's bulk path gives what one-by-one updates give, odd entries and repeats included."""
+    bulk, single = CompactState(), CompactState()
+    bulk.extend(first)
+    bulk.extend(second)
+    for block in (first, second):
+        for email, state in block.items():
+            single[email] = state
+    reference = {**first, **second}
+    assert bulk == reference and single == reference and len(bulk) == len(reference)
+    assert all(bulk[email] == state for email, state in reference.items())

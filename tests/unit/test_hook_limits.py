@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from airflow_provider_activecampaign.hooks.activecampaign import (
     SpacingLimiter,
     get_limiter,
 )
+from airflow_provider_activecampaign.hooks.limits import ImportLedger, ledger_path
 from tests.unit.hook_fixtures import (  # noqa: F401  (pytest fixtures)
     BASE,
     FakeTime,
@@ -352,3 +354,72 @@ def test_an_interrupted_wait_gives_its_slot_back() -> None:
     with pytest.raises(KeyboardInterrupt):
         limiter.acquire(interrupted)  # spacing wait of 10 s interrupted
     assert limiter._in_flight == 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# The import window shared by the processes of one host
+# ---------------------------------------------------------------------------------------------------
+
+def _import_window(clock: FakeTime, ledger: ImportLedger) -> SpacingLimiter:
+    return SpacingLimiter(0.0, clock.clock, window_calls=100, window=60.0 * LIMITER_MARGIN, ledger=ledger)
+
+
+def test_a_new_process_waits_out_the_imports_another_process_just_made(tmp_path: Path) -> None:
+    clock = FakeTime(5_000.0)
+    path = tmp_path / "imports.ledger"
+    earlier_run = _import_window(clock, ImportLedger(path, owner="101"))
+    first_done = None
+    for _ in range(100):
+        earlier_run.acquire(clock.sleep)
+        clock.sleep(0.2)
+        earlier_run.release()
+        first_done = first_done or clock.now
+    next_run = _import_window(clock, ImportLedger(path, owner="202"))  # a fresh process: empty memory
+    started = clock.now
+    next_run.acquire(clock.sleep)
+    assert clock.now >= first_done + 60.0 * LIMITER_MARGIN  # it waited for the first import to leave
+    assert clock.now - started < 61.2  # and no longer
+
+
+def test_a_process_does_not_count_its_own_lines_twice(tmp_path: Path) -> None:
+    clock = FakeTime(5_000.0)
+    limiter = _import_window(clock, ImportLedger(tmp_path / "imports.ledger", owner="303"))
+    for _ in range(99):
+        limiter.acquire(clock.sleep)
+        limiter.release()
+    before = clock.now
+    limiter.acquire(clock.sleep)  # the 100th: within the budget, no wait
+    assert clock.now == before
+
+
+def test_old_lines_do_not_count_and_the_file_stays_small(tmp_path: Path) -> None:
+    clock = FakeTime(5_000.0)
+    path = tmp_path / "imports.ledger"
+    ledger = ImportLedger(path, owner="404", horizon=120.0)
+    for i in range(2_000):
+        ledger.record(clock.now + i)  # one a second for half an hour
+    assert path.stat().st_size < 2 * ImportLedger._PRUNE_BYTES
+    reader = ImportLedger(path, owner="505")
+    assert len(reader.others(clock.now + 1_999 - 60.0)) == 60
+
+
+def test_a_ledger_that_cannot_be_written_is_turned_off(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the ledger's folder should be")
+    clock = FakeTime(5_000.0)
+    ledger = ImportLedger(blocked / "imports.ledger", owner="606")
+    limiter = _import_window(clock, ledger)
+    for _ in range(3):
+        limiter.acquire(clock.sleep)
+        limiter.release()
+    assert not ledger.enabled and ledger.others(0.0) == []
+
+
+def test_only_the_real_clocks_import_windows_use_a_ledger(fake_time: FakeTime) -> None:
+    real = get_limiter("https://ledger.api-us1.com", "bulk_imports", 100, 60.0, time.monotonic, spaced=False)
+    assert real.ledger is not None
+    assert real.ledger.path == ledger_path("https://ledger.api-us1.com", "bulk_imports", 100)
+    assert ledger_path("https://other.api-us1.com", "bulk_imports", 100) != real.ledger.path
+    assert get_limiter("https://ledger.api-us1.com", "bulk_imports", 100, 60.0, fake_time.clock,
+                       spaced=False).ledger is None
+    assert get_limiter("https://ledger.api-us1.com", "requests", 5, 1.0, time.monotonic).ledger is None

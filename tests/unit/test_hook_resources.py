@@ -174,7 +174,7 @@ def test_get_list_with_a_rejected_key_raises(hook: ActiveCampaignHook, requests_
 
 def test_delete_list(hook: ActiveCampaignHook, requests_mock: Any) -> None:
     requests_mock.delete(f"{BASE}/lists/7", json={})
-    assert hook.delete_list("7") is None
+    hook.delete_list("7")
     assert requests_mock.last_request.method == "DELETE"
     assert hook.request_counts["DELETE lists/{id}"] == 1
 

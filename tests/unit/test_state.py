@@ -12,12 +12,17 @@ import datetime as dt
 import gzip
 import io
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
 
+from airflow_provider_activecampaign.audience.journal import done_event, intent_event, submitted_event
+from airflow_provider_activecampaign.audience.lease import LeaseLock
 from airflow_provider_activecampaign.audience.state import (
     LoadInfo,
     MemberState,
@@ -25,6 +30,7 @@ from airflow_provider_activecampaign.audience.state import (
     StateConflictError,
     StateCorruptError,
     StateLockedError,
+    StateMeta,
     StateStore,
     safe_name,
 )
@@ -68,10 +74,10 @@ def read_bytes(path) -> bytes:
 
 # ------------------------------------------------------------------------------------------- basics
 def test_enum_and_named_tuple_shapes():
-    assert [s.value for s in MemberStatus] == ["s", "u", "r"]
+    assert [s.value for s in MemberStatus] == ["s", "u", "o", "r"]
     assert MemberStatus("s") is S
     state = MemberState("abc", S)
-    assert state.contact_id is None and state == ("abc", S, None)
+    assert state.contact_id is None and state == ("abc", S, None, None, None, 0)
 
 
 def test_empty_state_loads_empty(root):
@@ -329,6 +335,53 @@ def test_large_state_round_trips(root):
     assert loaded == members and info.snapshot_entries == 30_000
 
 
+# ------------------------------------------------------------------------------------- verified header
+META = StateMeta(api_url=ACCOUNT, user_id="1", list_id="7", list_name=LIST, active=2, unsubscribed=1,
+                 reconciled_at="2026-12-01T10:00:00+00:00")
+
+
+def test_the_snapshot_header_carries_meta_and_a_generation_unique_per_snapshot(root):
+    store = store_at(root)
+    members = {"a@x.com": MemberState("f", S, "1"), "b@x.com": MemberState("f", S),
+               "c@x.com": MemberState("f", U, "3", 1764583200)}
+    store.compact(members, meta=META)
+    first = store.generation_id
+    loaded, info = store_at(root).load()
+    assert info.meta == META and info.generation_id == first and first.startswith("1-")
+    assert loaded == members and loaded["c@x.com"].at == 1764583200
+    assert store_at(root).peek_generation_id() == first
+    other_root = root / "other"
+    other = store_at(other_root)
+    other.compact(members, meta=META)
+    assert other.generation_id.startswith("1-") and other.generation_id != first  # another lineage
+
+
+def test_an_old_snapshot_without_meta_loads_as_unverified(root):
+    store = store_at(root)
+    store.compact({"a@x.com": MemberState("f", S)})
+    _members, info = store_at(root).load()
+    assert info.meta is None and info.generation_id
+
+
+def test_refusals_and_unsubscribes_keep_their_reason_time_and_attempts(root):
+    store = store_at(root)
+    entries = {"r@x.com": MemberState("f", R, None, 1764583200, "on the exclusion list", 2),
+               "o@x.com": MemberState("g", MemberStatus.UNSUBSCRIBED_ELSEWHERE, "9", 1764583201, "reason")}
+    store.record(entries, run_id="run")
+    assert store_at(root).load()[0] == entries
+
+
+def test_journal_events_give_the_batches_still_in_flight(root):
+    store = store_at(root)
+    store.record({}, run_id="r", events=[intent_event("r:1", "upsert", [("a@x.com", "f")]),
+                                          intent_event("r:2", "remove", [("b@x.com", "g")])])
+    store.record({"a@x.com": MemberState("f", S)}, run_id="r",
+                 events=[submitted_event("r:1", "batch-1"), done_event("r:1"), submitted_event("r:2", "batch-2")])
+    _members, info = store_at(root).load()
+    assert [(b.key, b.kind, b.batch_id, b.members) for b in info.in_flight] == [
+        ("r:2", "remove", "batch-2", (("b@x.com", "g"),))]
+
+
 # ------------------------------------------------------------------------------------------ locking
 def test_lock_is_written_and_released(root):
     store = store_at(root)
@@ -351,12 +404,18 @@ def test_lock_held_by_another_run_raises_with_who_and_since(root):
     assert store.read_lock() is None  # the refused run did not remove the holder's lock
 
 
-def _plant_lock(store, run_id, age_seconds):
+def _plant_lock(store, run_id, age_seconds, *, host="old-worker", pid=1):
     moment = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=age_seconds)).isoformat()
     store.directory.mkdir(parents=True, exist_ok=True)
-    body = {"run_id": run_id, "acquired_at": moment, "heartbeat_at": moment, "host": "old-worker",
-            "pid": 1, "token": "t-old"}
+    body = {"run_id": run_id, "acquired_at": moment, "heartbeat_at": moment, "host": host,
+            "pid": pid, "token": "t-old"}
     write_bytes(store.lock_path, json.dumps(body).encode())
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_stale_lock_is_taken_over(root):
@@ -367,13 +426,42 @@ def test_stale_lock_is_taken_over(root):
     assert store.read_lock() is None
 
 
-def test_young_lock_is_respected_and_stale_after_is_configurable(root):
+def test_a_lease_renewed_elsewhere_is_respected_until_it_lapses(root):
     store = store_at(root)
-    _plant_lock(store, "busy_run", age_seconds=600)
-    with pytest.raises(StateLockedError), store.lock("new_run"):
+    _plant_lock(store, "busy_run", age_seconds=120)  # another host, renewed 2 minutes ago
+    with pytest.raises(StateLockedError, match="stops renewing for 300 s"), store.lock("new_run"):
         pass
-    with store.lock("new_run", stale_after_seconds=300):
+    _plant_lock(store, "busy_run", age_seconds=301)  # stopped renewing: the default lease is 5 minutes
+    with store.lock("new_run"):
         assert store.read_lock()["run_id"] == "new_run"
+    _plant_lock(store, "busy_run", age_seconds=60)
+    with store.lock("new_run", lease_seconds=30):
+        assert store.read_lock()["run_id"] == "new_run"
+
+
+def test_a_dead_process_on_this_host_loses_its_lock_at_once(root):
+    store = store_at(root)
+    _plant_lock(store, "killed_run", age_seconds=1, host=socket.gethostname(), pid=_dead_pid())
+    with store.lock("next_run"):
+        assert store.read_lock()["run_id"] == "next_run"
+
+
+def test_a_live_process_on_this_host_keeps_its_lock(root):
+    store = store_at(root)
+    _plant_lock(store, "live_run", age_seconds=1, host=socket.gethostname(), pid=os.getpid())
+    with pytest.raises(StateLockedError), store.lock("next_run"):
+        pass
+
+
+def test_the_holder_renews_its_lease_in_the_background(root):
+    store = store_at(root, lease_seconds=0.5)  # renewed every 0.1 s
+    with store.lock("long_run"):
+        first = store.read_lock()["heartbeat_at"]
+        time.sleep(0.6)
+        assert store.read_lock()["heartbeat_at"] > first
+        with pytest.raises(StateLockedError), store_at(root, lease_seconds=0.5).lock("other_run"):
+            pass  # still renewed, so still held although older than the lease
+    assert store.read_lock() is None
 
 
 def test_retry_of_the_same_run_takes_the_lock_over(root):
@@ -413,13 +501,13 @@ def test_unreadable_lock_is_not_silently_ignored(root):
 
 def test_lock_confirms_ownership_after_writing(root, monkeypatch):
     store = store_at(root)
-    real_write = StateStore._write_lock
+    real_write = LeaseLock.write
 
     def racing_write(self, body):
         real_write(self, body)
         real_write(self, {**body, "run_id": "other", "token": "theirs"})  # another run wrote right after
 
-    monkeypatch.setattr(StateStore, "_write_lock", racing_write)
+    monkeypatch.setattr(LeaseLock, "write", racing_write)
     with pytest.raises(StateLockedError, match="Lost the race"), store.lock("run-1"):
         pass
 
