@@ -109,8 +109,20 @@ def seed_state(database: str, query: str, connection: str, state_dir: str, list_
     return {"members": len(members)}
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM of its memory since exec). Not ``ru_maxrss``: a child started
+    by vfork/exec inherits its parent's high-water mark there, and the parent holds the emulator."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 CASES = {"sync": sync, "seed_state": seed_state}
 
 if __name__ == "__main__":
     name, arguments = sys.argv[1], json.loads(sys.argv[2])
-    print(json.dumps(CASES[name](**arguments), default=str))
+    result = CASES[name](**arguments)
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(result, default=str))
