@@ -24,10 +24,12 @@ test: install
 	bash scripts/install-browser.sh
 	bash scripts/install-services.sh
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Each script prints its figures in one run; every measured case runs in a process of its own.
 bench: install

@@ -10,7 +10,9 @@ __all__ = ["ActiveCampaignClient"]
 
 
 class ActiveCampaignClient(Protocol):
-    api_url: str
+    @property
+    def api_url(self) -> str: ...  # read-only on the hook
+
     request_counts: Counter
 
     def get_current_user(self) -> dict: ...

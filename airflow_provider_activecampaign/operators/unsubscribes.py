@@ -19,6 +19,8 @@ from airflow_provider_activecampaign.statuses import ListStatus
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+__all__ = ["ActiveCampaignUnsubscribesToSqlOperator"]
+
 
 class ActiveCampaignUnsubscribesToSqlOperator(BaseOperator):
     """Write a list's unsubscribed and bounced members into a warehouse table, so upstream audiences can
@@ -98,7 +100,7 @@ class ActiveCampaignUnsubscribesToSqlOperator(BaseOperator):
         list_id = str(found["id"])
         statuses = [ListStatus.UNSUBSCRIBED] + ([ListStatus.BOUNCED] if self.include_bounced else [])
         ours = self._sync_unsubscribes(hook)
-        rows = []
+        rows: list[Any] = []
         for status in statuses:
             rows.extend(unsubscribe_rows(hook.iter_list_memberships(list_id, status=int(status)), list_id,
                                          status=int(status), sync_unsubscribes=ours))
