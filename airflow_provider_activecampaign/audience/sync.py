@@ -326,7 +326,7 @@ class AudienceSync:
         map_record, state_get = mapper.map_record, state.get
         for row_number, row in enumerate(rows, start=1):
             mapped = map_record(row, row_number)
-            if type(mapped) is InvalidRow:
+            if isinstance(mapped, InvalidRow):
                 summary.invalid += 1
                 self._rejects.append((mapped.email or "", f"invalid: {mapped.reason}"))
                 if len(examples["invalid"]) < opts.example_count:
