@@ -24,6 +24,7 @@ test: install
 	bash scripts/install-browser.sh
 	bash scripts/install-services.sh
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # The unit, emulator and integration suites on the oldest supported Airflow 3.1 and on 3.2 (make test
@@ -34,6 +35,7 @@ test-matrix:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Each script prints its figures in one run; every measured case runs in a process of its own.
 bench: install

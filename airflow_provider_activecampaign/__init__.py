@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["CONNECTION_OPTIONS", "__version__", "get_provider_info"]
+
 __version__ = "0.1.0"
 
 # Options a connection may carry in its extra JSON. Defaults equal ActiveCampaign's documented limits

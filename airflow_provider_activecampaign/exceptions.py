@@ -8,6 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "ActiveCampaignAccountBlockedError",
+    "ActiveCampaignAuthError",
+    "ActiveCampaignBulkImportRejectedError",
+    "ActiveCampaignConfigurationError",
+    "ActiveCampaignConnectionError",
+    "ActiveCampaignError",
+    "ActiveCampaignInsecureURLError",
+    "ActiveCampaignNotFoundError",
+    "ActiveCampaignRateLimitError",
+    "ActiveCampaignServerError",
+    "ActiveCampaignUnexpectedAnswerError",
+    "ActiveCampaignValidationError",
+]
+
 
 class ActiveCampaignError(Exception):
     """Base class for every error talking to ActiveCampaign."""

@@ -93,10 +93,12 @@ def seed_state(database: str, query: str, connection: str, state_dir: str, list_
     mapper = RowMapper(columns)
     subscribed = state_module.MemberStatus.SUBSCRIBED
     members: dict[str, Any] = {}
+    to_record = getattr(mapper, "map_record", mapper.map)  # (v0.1 had map() only)
     for number, row in enumerate(rows, start=1):
-        record = mapper.map_record(row, number)
-        if type(record) is not InvalidRow:
-            members[record[0]] = state_module.MemberState(fingerprint(record), subscribed)
+        record = to_record(row, number)
+        if not isinstance(record, InvalidRow):
+            email = record[0] if type(record) is tuple else record.email
+            members[email] = state_module.MemberState(fingerprint(record), subscribed)
     store = _store(hook, state_dir, list_name)
     meta_type = getattr(state_module, "StateMeta", None)
     if meta_type is None:  # the v0.1 state had no header to verify
@@ -109,8 +111,20 @@ def seed_state(database: str, query: str, connection: str, state_dir: str, list_
     return {"members": len(members)}
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM of its memory since exec). Not ``ru_maxrss``: a child started
+    by vfork/exec inherits its parent's high-water mark there, and the parent holds the emulator."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 CASES = {"sync": sync, "seed_state": seed_state}
 
 if __name__ == "__main__":
     name, arguments = sys.argv[1], json.loads(sys.argv[2])
-    print(json.dumps(CASES[name](**arguments), default=str))
+    result = CASES[name](**arguments)
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(result, default=str))

@@ -1,7 +1,8 @@
 """Shared machinery of the benchmarks: a SQLite warehouse, the emulator, and one child process per case.
 
 Each measured case runs in its own Python process (``benchmarks/cases.py``) so its peak RSS is its own:
-the parent reads it from ``os.wait4``'s resource usage of that child, never from ``RUSAGE_SELF``. The
+the child reports its VmHWM from /proc (``ru_maxrss`` would include the parent's high-water mark, which
+a vfork/exec child inherits); its CPU time comes from ``os.wait4``. The
 emulator runs in the parent (a uvicorn thread), so its memory and its CPU for parsing requests are not
 counted against the engine, and its request log gives the API span and the 429/400 answers of a case.
 
@@ -97,8 +98,9 @@ def run_case(case: str, **arguments: Any) -> ChildResult:
         lines = out.read().strip().splitlines()
     if child.returncode != 0 or not lines:
         raise RuntimeError(f"benchmark case {case} failed (exit {child.returncode}); output: {lines[-20:]}")
-    return ChildResult(json.loads(lines[-1]), usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
-                       ended - started, started, ended)
+    result = json.loads(lines[-1])
+    return ChildResult(result, result["peak_rss_mb"], usage.ru_utime + usage.ru_stime, ended - started, started,
+                       ended)
 
 
 @contextmanager
@@ -118,7 +120,8 @@ def seed_list(server: Any, database: str, query: str, list_name: str) -> int:
     """Make every row of ``query`` an active member of a new list, straight in the emulator's memory
     (sending 1,000,000 contacts over HTTP would take the emulator ~10 minutes). Returns the members."""
     account = server.account
-    list_id = account.add_list(list_name).id
+    found = account.list_by_name(list_name)
+    list_id = (found or account.add_list(list_name)).id
     account.add_field("Plan", "PLAN")
     with sqlite3.connect(database) as db:
         count = 0

@@ -43,7 +43,7 @@ with DAG(
         "warehouse_conn_id": Param("audience_warehouse", type="string"),
         "list_name": Param("VIP customers", type="string"),
         "table": Param("activecampaign_unsubscribes", type="string"),
-        "state_uri": Param("", type="string", description="The send's run state folder; empty = none"),
+        "state_uri": Param("", type="string", description="The send's run state folder; empty = AIRFLOW_HOME"),
     },
     access_control={"Admin": {"DAGs": {"can_read", "can_edit"}}},
     tags=["activecampaign", "audience"],

@@ -4,6 +4,9 @@
 2. starts a sandbox and a production ActiveCampaign emulator on loopback ports;
 3. runs `airflow dags test activecampaign_sandbox_promotion` (approved by DAG param),
    then `activecampaign_audience_orchestration` twice, changing ~1% of customers in between;
+   then some members unsubscribe themselves or bounce, `activecampaign_unsubscribes` writes them back
+   into the warehouse, and `activecampaign_campaign` sends treatment groups A and B to their own lists,
+   counting the control group and leaving out everyone the write-back stored;
 4. prints what each step sent, rejected and unsubscribed, how long it took, where the rejects are;
 5. stops the emulators it started, even on failure; exits non-zero if any DAG run failed.
 """
@@ -122,12 +125,42 @@ def describe(step: str, dag_id: str, wall: float) -> bool:
                      f"duplicates {v['duplicates']}, rejected {v['rejected']}, {v['api_requests']} API requests")
             if v.get("rejects_report"):
                 line += f"\n   {'':<28} rejects report: {v['rejects_report']}"
+        elif "groups" in v:
+            total = v["total"]
+            line += (f"  control {total['control_contacts']} (never sent), {v['in_two_groups']} rows in two groups"
+                     f" rejected, {total['api_requests']} API requests")
+            for group, g in v["groups"].items():
+                line += (f"\n   {'':<28} group {group}: list {g.get('list_name')!r} (id {g.get('list_id')}), "
+                         f"{g.get('contacts')} contacts, added {g.get('added')}, unsubscribed {g.get('unsubscribed')}")
+        elif "inserted" in v:
+            line += (f"  {v['read']} unsubscribed/bounced read -> table {v['table']}: {v['inserted']} inserted, "
+                     f"{v['updated']} updated, {v['removed']} removed, {v['unchanged']} unchanged; changed by "
+                     f"{v['by_changed_by']}; {v['api_requests']} API requests")
         elif "username" in v:
             line += f"  connected to {v['api_url']} as {v['username']}"
         elif "list_created" in v:
             line += f"  list id {v['list_id']} ({'created' if v['list_created'] else 'existing'})"
         print(line)
     return state == "success"
+
+
+def members_leave(production: str, *, unsubscribe: int = 30, bounce: int = 10) -> str:
+    """Between sends: some members unsubscribe themselves (half with a reason), a few bounce."""
+    with sqlite3.connect(WAREHOUSE) as db:
+        emails = [e for (e,) in db.execute("SELECT lower(trim(email)) FROM customers WHERE opted_in = 1 "
+                                           "AND email LIKE '%_@_%._%' AND email NOT LIKE '% %' ORDER BY customer_id")]
+    lists = requests.get(f"{production}/api/3/lists", params={"limit": 100},
+                         headers={"Api-Token": "production-demo-key-0002"}, timeout=10).json()["lists"]
+    list_id = next(lst["id"] for lst in lists if lst["name"] == "VIP customers")
+    done = {"unsubscribe_by_contact": 0, "bounce": 0}
+    for number, email in enumerate(emails[: unsubscribe + bounce]):
+        event = "unsubscribe_by_contact" if number < unsubscribe else "bounce"
+        body: dict[str, object] = {"email": email, "list_id": list_id}
+        if event == "unsubscribe_by_contact" and number % 2 == 0:
+            body["reason"] = "Too many emails"
+        if requests.post(f"{production}/_emulator/{event}", json=body, timeout=10).ok:
+            done[event] += 1
+    return f"{done['unsubscribe_by_contact']} unsubscribed themselves, {done['bounce']} bounced"
 
 
 def main() -> int:
@@ -165,12 +198,16 @@ def main() -> int:
             ("1. promotion", "activecampaign_sandbox_promotion", ["-c", json.dumps({"approve": True})]),
             ("2. scheduled send", "activecampaign_audience_orchestration", []),
             ("3. incremental send", "activecampaign_audience_orchestration", []),
+            ("4. unsubscribes write-back", "activecampaign_unsubscribes", []),
+            ("5. campaign send", "activecampaign_campaign", []),
         ]
         for step, dag_id, extra in steps:
             if step.startswith("3."):
                 changes = change_warehouse(WAREHOUSE, fraction=0.01)
                 print(f"\nWarehouse changed: {changes['changed']} customers changed plan, "
                       f"{changes['opted_out']} opted out, {changes['new']} new")
+            if step.startswith("4."):
+                print(f"\nMembers leave the list: {members_leave(production)}")
             log_name = f"{dag_id}-{step[0]}.log"
             t0 = time.monotonic()
             airflow(env, "dags", "test", dag_id, *extra, log_name=log_name)
@@ -179,6 +216,13 @@ def main() -> int:
                 ok = False
                 break
         if ok:
+            with sqlite3.connect(WAREHOUSE) as db:
+                stored = db.execute("SELECT count(*) FROM activecampaign_unsubscribes").fetchone()[0]
+                left_out = db.execute(
+                    "SELECT count(DISTINCT u.email) FROM activecampaign_unsubscribes u JOIN customers c "
+                    "ON u.email = lower(trim(c.email)) WHERE c.opted_in = 1").fetchone()[0]
+            print(f"\nThe write-back stored {stored} people in activecampaign_unsubscribes; the campaign's query "
+                  f"(dags/sql/campaign.sql) left out the {left_out} of them still in the customer table.")
             counts = requests.get(f"{production}/_emulator/state", timeout=5).json()
             print(f"\nProduction account now holds: {json.dumps(counts.get('summary', counts))[:400]}")
     print(f"\nDemo {'succeeded' if ok else 'FAILED'} in {time.monotonic() - started:.0f}s. "

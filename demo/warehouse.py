@@ -21,6 +21,15 @@ PLANS = ["free", "starter", "pro", "enterprise"]
 BROKEN = ["{local}", "{local}@", "@{domain}", "{local}@@{domain}", "{local}@{host}", "{local}(x)@{domain}",
           "{local} {local}@{domain}", "{local}@{domain}.c", "{local}@[{domain}]", "{local},@{domain}"]
 
+# What the unsubscribes write-back (dags/activecampaign_unsubscribes.py) fills; created empty so audience
+# queries can leave its people out from the first run on.
+UNSUBSCRIBES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS activecampaign_unsubscribes (
+    email VARCHAR(320) NOT NULL, list_id VARCHAR(32) NOT NULL, status VARCHAR(16) NOT NULL,
+    changed_at VARCHAR(40), changed_by VARCHAR(16) NOT NULL, PRIMARY KEY (email, list_id)
+)
+"""
+
 SCHEMA = """
 CREATE TABLE customers (
     customer_id INTEGER PRIMARY KEY,
@@ -64,6 +73,7 @@ def build_warehouse(path: Path, customers: int = 20_000, seed: int = 2026) -> in
             duplicates.append((customers + len(duplicates) + 1, original[1].upper(), *original[2:]))
     with sqlite3.connect(path) as db:
         db.execute(SCHEMA)
+        db.execute(UNSUBSCRIBES_SCHEMA)
         db.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?,?,?)", rows + duplicates)
     return len(rows) + len(duplicates)
 

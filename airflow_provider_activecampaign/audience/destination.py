@@ -19,7 +19,8 @@ class DestinationError(Exception):
 class DestinationClient(Protocol):
     """The part of ActiveCampaignHook this module uses."""
 
-    api_url: str
+    @property
+    def api_url(self) -> str: ...
 
     def find_user_group(self, name: str) -> dict[str, Any] | None: ...
     def find_list_by_name(self, name: str) -> dict[str, Any] | None: ...

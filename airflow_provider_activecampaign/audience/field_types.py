@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_activecampaign.audience.records import perstag_for, to_text
+from airflow_provider_activecampaign.audience.records import FieldValueError, perstag_for, to_text
 
 __all__ = [
     "FIELD_TYPES",
@@ -62,10 +62,6 @@ _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 class FieldTypeError(ValueError):
     """The field types asked for cannot work (unknown type, or a field of another type exists)."""
-
-
-class FieldValueError(ValueError):
-    """One value cannot be written in its field's format; the row goes to the rejects report."""
 
 
 def normalize_field_types(field_types: Mapping[str, str] | None) -> dict[str, str]:
@@ -305,3 +301,75 @@ def type_conflicts(field_types: Mapping[str, str], existing_fields: Mapping[str,
                 f"(id {existing.get('id')}) already exists as {actual}"
             )
     return problems
+
+
+# ------------------------------------------------------------------------------------- one run's fields
+class FieldPlan:
+    """The typed custom fields of one run, between the engine and the client.
+
+    ``resolve`` (plan time, no writes) decides each column's type, reads the options of existing option
+    fields and refuses a field that exists with another type than ``field_types`` asks. ``formatters``
+    go to the row mapper. At write time ``create_field`` creates a missing field with its type and the
+    options the run's values need, and ``create_missing_options`` adds those an existing field lacks.
+    """
+
+    def __init__(self, typed: dict[str, TypedColumn]) -> None:
+        self.typed = typed
+
+    @classmethod
+    def resolve(cls, client: Any, columns_by_perstag: Mapping[str, str], field_types: Mapping[str, str] | None,
+                existing_fields: Mapping[str, Mapping[str, Any]]) -> FieldPlan:
+        wanted = normalize_field_types(field_types)
+        unknown = sorted(set(wanted) - set(columns_by_perstag))
+        if unknown:
+            raise FieldTypeError(f"field_types names columns the query does not have as custom fields: "
+                                 f"{', '.join(unknown)} (columns: {', '.join(columns_by_perstag.values())}).")
+        problems = type_conflicts(wanted, existing_fields, columns_by_perstag)
+        if problems:
+            raise FieldTypeError("A custom field exists with another type; ActiveCampaign cannot change a field's "
+                                 "type, so nothing was sent: " + "; ".join(problems) + ". Rename the column, or "
+                                 "drop its field_types entry to write in the existing field's format.")
+        options: dict[str, list[str]] = {}
+        for perstag in columns_by_perstag:
+            existing = existing_fields.get(perstag)
+            kind = wanted.get(perstag) or str((existing or {}).get("type") or "").lower()
+            if existing is not None and kind in OPTION_TYPES:
+                options[perstag] = [str(o.get("value")) for o in client.get_field_options(existing["id"])
+                                    if o.get("value") is not None]
+        return cls(plan_columns(columns_by_perstag, wanted, existing_fields, options))
+
+    @property
+    def formatters(self) -> dict[str, Callable[[Any], str | None]]:
+        return {perstag: column.format for perstag, column in self.typed.items()}
+
+    def field_type(self, perstag: str) -> str:
+        column = self.typed.get(perstag)
+        return (column.field_type if column is not None else None) or "text"
+
+    def describe(self) -> dict[str, str]:
+        """perstag -> type, for the plan and the summary."""
+        return {perstag: self.field_type(perstag) for perstag in sorted(self.typed)}
+
+    def create_field(self, client: Any, perstag: str, title: str) -> dict[str, Any]:
+        """Create a missing field with its type and the options the run needs."""
+        column = self.typed.get(perstag)
+        kind = self.field_type(perstag)
+        options = column.missing_options if column is not None and kind in OPTION_TYPES else []
+        # options only when there are some: clients written before typed fields take no such argument
+        extra = {"options": options} if options else {}
+        created: dict[str, Any] = client.create_custom_field(title, perstag=perstag, field_type=kind, **extra)
+        if column is not None:
+            column.existing_options = column.existing_options | frozenset(options)
+            column.needed_options.clear()
+        return created
+
+    def create_missing_options(self, client: Any, field_ids: Mapping[str, str]) -> dict[str, list[str]]:
+        """Add to existing option fields the options the run's values need; returns what was created."""
+        created: dict[str, list[str]] = {}
+        for perstag, column in self.typed.items():
+            if column.field_type in OPTION_TYPES and column.missing_options and perstag in field_ids:
+                client.create_field_options(field_ids[perstag], column.missing_options)
+                created[perstag] = column.missing_options
+                column.existing_options = column.existing_options | frozenset(column.missing_options)
+                column.needed_options.clear()
+        return created

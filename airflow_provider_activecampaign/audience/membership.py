@@ -132,11 +132,16 @@ def _opt_id(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+# Removals whose contact id is unknown are looked up by email (one request each) up to this many; the
+# rest are trusted to exist because the run verified the list's counts (a deleted contact changes them).
+MAX_EMAIL_CHECKS = 20
+
+
 def check_removals(client: ActiveCampaignClient, removals: Iterable[str],
                    state: Mapping[str, MemberState]) -> tuple[list[str], list[str], dict[str, str]]:
     """Split planned removals into (exists: send, gone from ActiveCampaign: drop) and return the contact
-    ids found. Reads only these contacts: by id, 100 a request with ``ids[]``, or by email when the id
-    is unknown or the server ignored the filter."""
+    ids found. Reads only these contacts: by id, 100 a request with ``ids[]``, or by email (at most
+    ``MAX_EMAIL_CHECKS``) when the id is unknown or the server ignored the filter."""
     removals = list(removals)
     by_id: dict[str, str] = {}
     unknown: list[str] = []
@@ -147,6 +152,7 @@ def check_removals(client: ActiveCampaignClient, removals: Iterable[str],
         else:
             unknown.append(email)
     found: dict[str, str] = {}  # email -> contact id
+    checked: set[str] = set()
     ids = list(by_id)
     for start in range(0, len(ids), 100):
         page = ids[start:start + 100]
@@ -156,14 +162,16 @@ def check_removals(client: ActiveCampaignClient, removals: Iterable[str],
         if not returned <= set(page):
             unknown.extend(by_id[i] for i in ids[start:])  # the filter was ignored: look up one by one
             break
+        checked.update(by_id[i] for i in page)
         for contact in answer:
             found[by_id[str(contact.get("id"))]] = str(contact.get("id"))
-    for email in unknown:
+    for email in unknown[:MAX_EMAIL_CHECKS]:
+        checked.add(email)
         contact = client.find_contact_by_email(email)
         if contact is not None:
             found[email] = str(contact["id"])
-    send = [e for e in removals if e in found]
-    gone = [e for e in removals if e not in found]
+    send = [e for e in removals if e in found or e not in checked]
+    gone = [e for e in removals if e in checked and e not in found]
     return send, gone, found
 
 

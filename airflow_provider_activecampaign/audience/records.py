@@ -38,7 +38,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from hashlib import blake2b
@@ -95,6 +95,10 @@ class AudienceContact:
 # customer_acct_name, tags, fields). What the engine's hot loop handles and spools; AudienceContact(*record).
 ContactRecord = tuple[str, "str | None", "str | None", "str | None", "str | None", tuple[str, ...],
                       tuple[tuple[str, str], ...]]
+
+
+class FieldValueError(ValueError):
+    """One value cannot be written in its custom field's format; the row goes to the rejects report."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,8 +251,12 @@ class RowMapper:
     The column roles are worked out once here; :meth:`map` then only walks precomputed indexes.
     """
 
-    def __init__(self, columns: Sequence[str], *, email_column: str = "email", tags_column: str = "tags"):
+    def __init__(self, columns: Sequence[str], *, email_column: str = "email", tags_column: str = "tags",
+                 formatters: Mapping[str, Callable[[Any], str | None]] | None = None):
         self.columns: tuple[str, ...] = tuple(str(c) for c in columns)
+        # Custom field perstag -> the function writing its values in the field's format (typed fields,
+        # see field_types.py); a FieldValueError it raises rejects the row with the reason.
+        self.formatters: dict[str, Callable[[Any], str | None]] = dict(formatters or {})
         if not self.columns:
             raise ValueError("The query returned no columns; an email column is required.")
         by_name: dict[str, list[int]] = {}
@@ -377,7 +385,19 @@ class RowMapper:
             lines.append("    fields = ()")
         else:
             lines.append("    fields = []")
-            for number, (index, _tag) in enumerate(self._custom):
+            for number, (index, tag) in enumerate(self._custom):
+                if tag in self.formatters:
+                    lines += [
+                        f"    v = values[{index}]",
+                        "    if v is not None:",
+                        "        try:",
+                        f"            v = FORMAT[{number}](v)",
+                        "        except FieldValueError as error:",
+                        f"            return InvalidRow(row_number, email, f'column {{NAMES[{number}]!r}}: {{error}}')",
+                        "        if v:",
+                        f"            fields.append((TAGS[{number}], v))",
+                    ]
+                    continue
                 lines += [
                     f"    v = values[{index}]",
                     "    if v is not None:",
@@ -403,6 +423,8 @@ class RowMapper:
             "Mapping": Mapping, "COLUMNS": self.columns, "TAGS": tuple(tag for _, tag in self._custom),
             "plain_ascii": plain_ascii_email, "check_email": check_email, "to_text": to_text,
             "parse_tags": parse_tags, "InvalidRow": InvalidRow, "AudienceContact": AudienceContact,
+            "FieldValueError": FieldValueError, "NAMES": tuple(self.columns[i] for i, _ in self._custom),
+            "FORMAT": tuple(self.formatters.get(tag) for _, tag in self._custom),
         }
         exec(compile("\n".join(lines), f"<RowMapper {len(self.columns)} columns>", "exec"), namespace)
         self.map_record = namespace["_record"]  # type: ignore[method-assign]

@@ -298,9 +298,15 @@ class ActiveCampaignHook(ActiveCampaignResources, BaseHook):
 
         wait: float | None
         for attempt in range(1, attempts + 1):
-            held = [general] if bulk_limiter is None else [bulk_limiter, general]
-            for limiter in held:
-                limiter.acquire(self.sleep)
+            held: list[SpacingLimiter] = []
+            try:
+                for limiter in [general] if bulk_limiter is None else [bulk_limiter, general]:
+                    limiter.acquire(self.sleep)
+                    held.append(limiter)
+            except BaseException:  # interrupted waiting for the second: the first's slot must not leak
+                for limiter in held:
+                    limiter.release()
+                raise
             with self._counts_lock:
                 self.request_counts[count_key] += 1
             try:

@@ -315,7 +315,7 @@ class ActiveCampaignResources:
         self.request("POST", "fieldRels", json={"fieldRel": {"field": _as_id(created["id"]), "relid": 0}})
         options = list(options)
         if options:
-            self.create_field_options(created["id"], options)
+            self.create_field_options(created["id"], options, first_order=1)  # a new field has none
         return created
 
     def get_field_options(self, field_id: Any) -> list[JSONDict]:
@@ -325,13 +325,18 @@ class ActiveCampaignResources:
         return [o for o in body.get("fieldOptions") or []
                 if isinstance(o, dict) and str(o.get("field", wanted)) == wanted]
 
-    def create_field_options(self, field_id: Any, options: list[str]) -> list[JSONDict]:
-        """``POST fieldOption/bulk``: one option per value (label = value), in the given order."""
+    def create_field_options(self, field_id: Any, options: list[str], *,
+                             first_order: int | None = None) -> list[JSONDict]:
+        """``POST fieldOption/bulk``: one option per value (label = value), shown after the field's
+        existing options (``first_order`` None reads them to continue their order: one more request)."""
         if not options:
             return []
+        if first_order is None:
+            existing = [_int_or_none(o.get("orderid")) for o in self.get_field_options(field_id)]
+            first_order = max([o for o in existing if o is not None], default=0) + 1
         body = self.request("POST", "fieldOption/bulk", json={"fieldOptions": [
             {"field": _as_id(field_id), "value": value, "label": value, "orderid": order, "isdefault": False}
-            for order, value in enumerate(options, start=1)]})
+            for order, value in enumerate(options, start=first_order)]})
         return [o for o in body.get("fieldOptions") or [] if isinstance(o, dict)]
 
     def find_tag(self, name: str) -> JSONDict | None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook, BaseOperator, ObjectStoragePath
@@ -81,6 +82,10 @@ AUDIENCE_PARAMS_DOC = """
         default ``$AIRFLOW_HOME/activecampaign_state``. (templated)
     :param state_conn_id: the connection ObjectStoragePath uses for ``state_uri`` (e.g. an AWS one).
     :param create_custom_fields: create the custom fields of columns that have none.
+    :param field_types: column name -> custom field type (``text``, ``textarea``, ``date``, ``datetime``,
+        ``dropdown``, ``radio``, ``checkbox``, ``listbox``, ``hidden``). Other columns take the existing
+        field's type, or, for a field to create, one inferred from their values (date, datetime,
+        list -> listbox, else text). A field that exists with another type stops the run before any write.
     :param max_invalid_ratio: refuse the run when more than this share (0 to 1) of the rows have no
         valid email. (templated)
     :param max_removal_ratio: refuse to unsubscribe more than this share (0 to 1) of the list in one
@@ -132,6 +137,7 @@ class AudienceTaskMixin(_OperatorBase):
         state_uri: str | None = None,
         state_conn_id: str | None = None,
         create_custom_fields: bool = True,
+        field_types: Mapping[str, str] | None = None,
         max_invalid_ratio: float = 0.05,
         max_removal_ratio: float = 0.2,
         action_on_empty: EmptyAction = "fail",
@@ -166,6 +172,7 @@ class AudienceTaskMixin(_OperatorBase):
         self.state_uri = state_uri
         self.state_conn_id = state_conn_id
         self.create_custom_fields = create_custom_fields
+        self.field_types = dict(field_types) if field_types else None
         self.max_invalid_ratio = max_invalid_ratio
         self.max_removal_ratio = max_removal_ratio
         self.action_on_empty = action_on_empty
@@ -232,8 +239,9 @@ class AudienceTaskMixin(_OperatorBase):
     def sync_options(self, **overrides: Any) -> SyncOptions:
         options = SyncOptions(
             list_name=self.list_name, group_name=self.group_name, email_column=self.email_column,
-            create_custom_fields=self.create_custom_fields, max_invalid_ratio=self.max_invalid_ratio,
-            max_removal_ratio=self.max_removal_ratio, action_on_empty=self.action_on_empty,  # type: ignore[arg-type]
+            create_custom_fields=self.create_custom_fields, field_types=self.field_types,
+            max_invalid_ratio=self.max_invalid_ratio,
+            max_removal_ratio=self.max_removal_ratio, action_on_empty=self.action_on_empty,
             exclude_automations=self.exclude_automations, sender_url=self.sender_url,
             sender_reminder=self.sender_reminder,
         )
@@ -287,7 +295,7 @@ class AudienceTaskMixin(_OperatorBase):
         namespace, name = list_dataset(self.activecampaign_conn_id, self.list_name)
         where = f" (id {self._list_id})" if self._list_id else ""
         account = f" on {urlsplit(self._account_url).netloc}" if self._account_url else ""
-        facets = {"documentation": DocumentationDatasetFacet(
+        facets: dict[str, Any] = {"documentation": DocumentationDatasetFacet(
             description=f"ActiveCampaign list {self.list_name!r}{where}{account}")}
         outputs = [Dataset(namespace=namespace, name=name, facets=facets)]
         return OperatorLineage(inputs=inputs, outputs=outputs, job_facets=job_facets)
@@ -330,7 +338,8 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
         self.mode = check_choice("mode", mode, get_args(Mode))
         if not isinstance(reconcile_every, timedelta) or reconcile_every < timedelta(0):
             raise ValueError(f"reconcile_every must be a non-negative timedelta, not {reconcile_every!r}")
-        self.dry_run = dry_run
+        # The public name (0.1) shadows BaseOperator.dry_run(), which only renders the templates.
+        self.dry_run = dry_run  # type: ignore[method-assign,assignment]
         self.full_refresh = full_refresh
         self.import_timeout = import_timeout
         self.reconcile_every = reconcile_every
@@ -342,7 +351,7 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
                                     published_generation=self.published(context, STATE_GENERATION_XCOM_KEY),
                                     published_unsubscribes=self.published(context, UNSUBSCRIBES_XCOM_KEY))
         engine = AudienceSync(hook, options, store=self.state_store(hook), run_id=self.run_key(context),
-                              log=self.log)
+                              log=task_logger(self))
         try:
             with self.open_source() as (columns, rows):
                 summary = engine.run(columns, rows).as_dict()
@@ -371,11 +380,16 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
         try:
             value = ti.xcom_pull(task_ids=ti.task_id, key=key, include_prior_dates=True)
         except Exception as error:  # never fail a send over it: the count check still runs
-            ti.log.warning("Could not read %s published by earlier runs: %s", key, error)
+            cast(Any, ti).log.warning("Could not read %s published by earlier runs: %s", key, error)
             return None
         if isinstance(value, list):
             value = value[-1] if value else None
         return value or None
+
+
+def task_logger(task: BaseOperator) -> logging.Logger:
+    """The task's logger for the engine: Airflow's structlog logger has logging.Logger's methods."""
+    return cast("logging.Logger", task.log)
 
 
 def _default_state_uri() -> str:

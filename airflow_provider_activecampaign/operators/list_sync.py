@@ -21,7 +21,11 @@ from airflow_provider_activecampaign.audience.sync import AudienceSync, Audience
 from airflow_provider_activecampaign.compat import AirflowFailException, AirflowRescheduleException
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
 from airflow_provider_activecampaign.operators.arguments import check_ratio
-from airflow_provider_activecampaign.operators.audience import BaseAudienceOperator, documented_with_audience_params
+from airflow_provider_activecampaign.operators.audience import (
+    BaseAudienceOperator,
+    documented_with_audience_params,
+    task_logger,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -74,7 +78,7 @@ class ActiveCampaignListSyncOperator(BaseAudienceOperator):
             return self._verify(context)
         options = self.sync_options(create_list=True, action_on_empty="fail")
         engine = AudienceSync(hook, options, store=self.state_store(hook), run_id=self.run_key(context),
-                              log=self.log)
+                              log=task_logger(self))
         try:
             with self.open_source() as (columns, rows):
                 summary = engine.run(columns, rows, membership="activecampaign")
@@ -89,7 +93,7 @@ class ActiveCampaignListSyncOperator(BaseAudienceOperator):
         from airflow_provider_activecampaign.sensors.list import verify_list
 
         hook, result = verify_list(self, run_key=self.run_key(context), tolerance=float(self.tolerance),
-                                   log=self.log)
+                                   log=task_logger(self))
         self.publish_list(context, hook, result.get("list_id"))
         if result["verified"]:
             self.log.info("Verified: %s", result["message"])

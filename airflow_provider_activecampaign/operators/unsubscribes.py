@@ -19,6 +19,8 @@ from airflow_provider_activecampaign.statuses import ListStatus
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+__all__ = ["ActiveCampaignUnsubscribesToSqlOperator"]
+
 
 class ActiveCampaignUnsubscribesToSqlOperator(BaseOperator):
     """Write a list's unsubscribed and bounced members into a warehouse table, so upstream audiences can
@@ -44,7 +46,8 @@ class ActiveCampaignUnsubscribesToSqlOperator(BaseOperator):
     :param activecampaign_conn_id: the ActiveCampaign connection (templated)
     :param include_bounced: also write status-3 (bounced) members
     :param state_uri: the audience send's run state folder, to recognise the sync's own unsubscribes
-        (``changed_by="sync"``); without it those count as ``other`` (templated)
+        (``changed_by="sync"``); default: the send's default, ``$AIRFLOW_HOME/activecampaign_state``. Where
+        no state of the list is found, the sync's unsubscribes count as ``other``. (templated)
     :param state_conn_id: the connection for ``state_uri`` (object storage), if it needs one
     :param batch_size: rows per ``executemany`` round trip
     :param hook_params: keyword arguments for the SQL connection's hook
@@ -97,7 +100,7 @@ class ActiveCampaignUnsubscribesToSqlOperator(BaseOperator):
         list_id = str(found["id"])
         statuses = [ListStatus.UNSUBSCRIBED] + ([ListStatus.BOUNCED] if self.include_bounced else [])
         ours = self._sync_unsubscribes(hook)
-        rows = []
+        rows: list[Any] = []
         for status in statuses:
             rows.extend(unsubscribe_rows(hook.iter_list_memberships(list_id, status=int(status)), list_id,
                                          status=int(status), sync_unsubscribes=ours))
@@ -135,14 +138,13 @@ class ActiveCampaignUnsubscribesToSqlOperator(BaseOperator):
 
     def _sync_unsubscribes(self, hook: ActiveCampaignHook) -> dict[str, _dt.datetime | None]:
         """email -> when the audience send unsubscribed them, from its run state (empty without one)."""
-        if not self.state_uri:
-            return {}
         from airflow.sdk import ObjectStoragePath
 
         from airflow_provider_activecampaign.audience.state import MemberStatus, StateStore
+        from airflow_provider_activecampaign.operators.audience import _default_state_uri
 
-        root = (ObjectStoragePath(self.state_uri, conn_id=self.state_conn_id) if self.state_conn_id
-                else ObjectStoragePath(self.state_uri))
+        uri = self.state_uri or _default_state_uri()
+        root = ObjectStoragePath(uri, conn_id=self.state_conn_id) if self.state_conn_id else ObjectStoragePath(uri)
         store = StateStore(root, account_key=urlsplit(hook.api_url).netloc, list_key=self.list_name)
         members, _info = store.load()
         ours: dict[str, _dt.datetime | None] = {}

@@ -25,6 +25,7 @@ from airflow_provider_activecampaign.operators.audience import (
     AUDIENCE_TEMPLATE_FIELDS,
     AudienceTaskMixin,
     documented_with_audience_params,
+    task_logger,
 )
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ class ActiveCampaignListSensor(AudienceTaskMixin, BaseSensorOperator):
     def check_once(self, context: Context) -> dict[str, Any]:
         """One check; publishes the list link and logs the outcome."""
         hook, result = verify_list(self, run_key=self.run_key(context), tolerance=float(self.tolerance),
-                                   log=self.log)
+                                   log=task_logger(self))
         self.publish_list(context, hook, result.get("list_id"))
         self._last_message = result["message"]
         if result["verified"]:

@@ -236,3 +236,18 @@ def test_a_run_in_a_new_process_waits_instead_of_drawing_a_400(monkeypatch: pyte
             next_run._bulk_limiter(2).acquire(_refuse_to_wait)
         assert 0 < float(waited.value.args[0]) <= 60 * 1.02
         assert not server.account.requests(status=400)
+
+
+def test_group_limits_and_field_options_against_the_emulator(monkeypatch: pytest.MonkeyPatch,
+                                                             production: EmulatorServer) -> None:
+    hook = use(monkeypatch, "ac_fields", production.url)
+    production.account.set_group_limit("Admin", 2500)
+    admin = hook.find_user_group("Admin")
+    assert admin is not None
+    limits = {str(g.get("groupid") or g.get("group")): g for g in hook.get_group_limits()}
+    assert str(limits[str(admin["id"])]["limitContact"]) == "2500"
+
+    field = hook.create_custom_field("Tier", perstag="TIER", field_type="dropdown", options=["Gold", "Silver"])
+    assert [o["value"] for o in hook.get_field_options(field["id"])] == ["Gold", "Silver"]
+    hook.create_field_options(field["id"], ["Bronze"])
+    assert [o["value"] for o in hook.get_field_options(field["id"])] == ["Gold", "Silver", "Bronze"]

@@ -171,3 +171,67 @@ def test_a_column_of_unique_values_is_no_dropdown() -> None:
 def test_split_multi_value_keeps_order() -> None:
     assert split_multi_value(["b", "a", "b"]) == ["b", "a"]
     assert split_multi_value("[not json") == ["[not json"]
+
+
+def test_the_row_mapper_writes_typed_columns_in_their_format_and_rejects_bad_values() -> None:
+    from airflow_provider_activecampaign.audience.records import AudienceContact, InvalidRow, RowMapper
+
+    typed = plan_columns({"SIGNUP": "signup", "INTERESTS": "interests"}, {"SIGNUP": "date"}, {})
+    mapper = RowMapper(["email", "signup", "interests", "plan"],
+                       formatters={tag: column.format for tag, column in typed.items()})
+    contact = mapper.map(("a@x.com", dt.datetime(2026, 3, 7, 9, 0), ["golf", "go"], "pro"), 1)
+    assert isinstance(contact, AudienceContact)
+    assert contact.fields == (("INTERESTS", "||golf||go||"), ("PLAN", "pro"), ("SIGNUP", "2026-03-07"))
+    assert typed["INTERESTS"].field_type == "listbox" and typed["INTERESTS"].missing_options == ["golf", "go"]
+    bad = mapper.map(("b@x.com", "soon", None, None), 2)
+    assert bad == InvalidRow(2, "b@x.com", "column 'signup': 'soon' is not a date (YYYY-MM-DD)")
+    # Untyped columns keep the plain conversion.
+    assert RowMapper(["email", "signup"]).map(("c@x.com", dt.date(2026, 1, 2)), 3).fields == (
+        ("SIGNUP", "2026-01-02"),)
+
+
+class FakeClient:
+    def __init__(self, options: dict[str, list[str]]) -> None:
+        self.options = options
+        self.calls: list[tuple] = []
+
+    def get_field_options(self, field_id: str) -> list[dict]:
+        return [{"field": field_id, "value": value} for value in self.options.get(field_id, [])]
+
+    def create_custom_field(self, title: str, *, perstag: str, field_type: str = "text", options: list = ()) -> dict:
+        self.calls.append(("field", title, perstag, field_type, list(options)))
+        return {"id": "99", "perstag": perstag, "type": field_type}
+
+    def create_field_options(self, field_id: str, options: list[str]) -> list[dict]:
+        self.calls.append(("options", field_id, list(options)))
+        return []
+
+
+def test_a_run_creates_typed_fields_and_the_options_it_needs() -> None:
+    from airflow_provider_activecampaign.audience.field_types import FieldPlan
+
+    client = FakeClient({"7": ["Gold"]})
+    existing = {"TIER": {"id": "7", "type": "dropdown"}, "NOTE": {"id": "8", "type": "text"}}
+    columns = {"TIER": "tier", "NOTE": "note", "SIGNUP": "signup", "INTERESTS": "interests"}
+    plan = FieldPlan.resolve(client, columns, {"signup": "date"}, existing)
+    for tag, value in [("TIER", "Gold"), ("TIER", "Silver"), ("SIGNUP", "2026-01-01"), ("INTERESTS", ["a", "b"])]:
+        plan.formatters[tag](value)
+    assert plan.describe() == {"INTERESTS": "listbox", "SIGNUP": "date", "TIER": "dropdown"}
+    plan.create_field(client, "SIGNUP", "Signup")
+    plan.create_field(client, "INTERESTS", "Interests")
+    assert plan.create_missing_options(client, {"TIER": "7", "NOTE": "8"}) == {"TIER": ["Silver"]}
+    assert client.calls == [("field", "Signup", "SIGNUP", "date", []),  # no options argument at all
+                            ("field", "Interests", "INTERESTS", "listbox", ["a", "b"]),
+                            ("options", "7", ["Silver"])]
+    assert plan.create_missing_options(client, {"TIER": "7"}) == {}  # nothing twice
+
+
+def test_a_field_of_another_type_stops_the_run_before_any_write() -> None:
+    from airflow_provider_activecampaign.audience.field_types import FieldPlan
+
+    client = FakeClient({})
+    with pytest.raises(FieldTypeError, match="SIGNUP \\(id 3\\) already exists as text"):
+        FieldPlan.resolve(client, {"SIGNUP": "signup"}, {"signup": "date"}, {"SIGNUP": {"id": "3", "type": "text"}})
+    with pytest.raises(FieldTypeError, match="does not have as custom fields: BIRTHDAY"):
+        FieldPlan.resolve(client, {"SIGNUP": "signup"}, {"birthday": "date"}, {})
+    assert client.calls == []

@@ -423,3 +423,18 @@ def test_only_the_real_clocks_import_windows_use_a_ledger(fake_time: FakeTime) -
     assert get_limiter("https://ledger.api-us1.com", "bulk_imports", 100, 60.0, fake_time.clock,
                        spaced=False).ledger is None
     assert get_limiter("https://ledger.api-us1.com", "requests", 5, 1.0, time.monotonic).ledger is None
+
+
+def test_an_import_interrupted_while_waiting_for_the_requests_budget_frees_its_import_slot(
+        hook: ActiveCampaignHook, fake_time: FakeTime, requests_mock: Any) -> None:
+    requests_mock.post(BULK, json={"batchId": "b"})
+    hook.bulk_import(TWO)
+    bulk = hook._bulk_limiter(2)
+
+    def interrupted(seconds: float) -> None:  # the requests budget makes it wait: the task is killed
+        raise KeyboardInterrupt
+
+    hook.sleep = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        hook.bulk_import(TWO)
+    assert bulk._in_flight == 0

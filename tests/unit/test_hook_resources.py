@@ -237,7 +237,7 @@ def test_create_field_options_body(hook: ActiveCampaignHook, requests_mock: Any)
                                  for i, o in enumerate(request.json()["fieldOptions"], start=1)]}
 
     requests_mock.post(f"{BASE}/fieldOption/bulk", json=respond)
-    created = hook.create_field_options("62", ["Gold", "Zoë's tier"])
+    created = hook.create_field_options("62", ["Gold", "Zoë's tier"], first_order=1)
     assert json.loads(requests_mock.last_request.body) == {"fieldOptions": [
         {"field": 62, "value": "Gold", "label": "Gold", "orderid": 1, "isdefault": False},
         {"field": 62, "value": "Zoë's tier", "label": "Zoë's tier", "orderid": 2, "isdefault": False}]}
@@ -261,3 +261,13 @@ def test_create_custom_field_with_options(hook: ActiveCampaignHook, requests_moc
             {"field": 63, "value": "Gold", "label": "Gold", "orderid": 1, "isdefault": False},
             {"field": 63, "value": "Silver", "label": "Silver", "orderid": 2, "isdefault": False}]}),
     ]
+
+
+def test_new_options_follow_the_existing_ones(hook: ActiveCampaignHook, requests_mock: Any) -> None:
+    requests_mock.get(f"{BASE}/fields/62", json={"fieldOptions": [
+        {"id": "1", "field": "62", "value": "Gold", "orderid": 1}, {"id": "2", "field": "62", "value": "Silver",
+                                                                   "orderid": "2"}]})
+    requests_mock.post(f"{BASE}/fieldOption/bulk", status_code=201, json={"fieldOptions": []})
+    hook.create_field_options(62, ["Bronze"])
+    assert requests_mock.last_request.json()["fieldOptions"] == [
+        {"field": 62, "value": "Bronze", "label": "Bronze", "orderid": 3, "isdefault": False}]

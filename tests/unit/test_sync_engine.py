@@ -554,3 +554,13 @@ def test_execute_refuses_a_plan_whose_state_changed_since(tmp_path: Path) -> Non
     engine(client, tmp_path, run_id="meanwhile").run(COLUMNS, rows(22))
     with pytest.raises(AudienceSyncError, match="state changed since the plan"):
         sync.execute(plan)
+
+
+def test_removal_checks_by_email_are_bounded_when_contact_ids_are_unknown(tmp_path: Path) -> None:
+    client = FakeActiveCampaign()
+    client.ids_filter = False  # a server that ignores ids[]: the engine falls back to email look-ups
+    engine(client, tmp_path, run_id="one").run(COLUMNS, rows(300))  # fresh send: no contact ids known
+    client.request_counts.clear()
+    summary = engine(client, tmp_path, run_id="two").run(COLUMNS, rows(250))
+    assert summary.unsubscribed == 50 and summary.membership_source == "state"
+    assert summary.requests_by_endpoint["GET contacts"] == 2 + 20  # the counts + at most 20 look-ups
