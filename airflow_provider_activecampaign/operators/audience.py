@@ -373,14 +373,13 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
         self.log_summary(summary)
         return summary
 
-    @staticmethod
-    def published(context: Context, key: str) -> Any:
+    def published(self, context: Context, key: str) -> Any:
         """What the last committed run of this task published under ``key`` (any worker, any run)."""
         ti = context["ti"]
         try:
             value = ti.xcom_pull(task_ids=ti.task_id, key=key, include_prior_dates=True)
         except Exception as error:  # never fail a send over it: the count check still runs
-            cast(Any, ti).log.warning("Could not read %s published by earlier runs: %s", key, error)
+            self.log.warning("Could not read %s published by earlier runs: %s", key, error)
             return None
         if isinstance(value, list):
             value = value[-1] if value else None
