@@ -25,6 +25,7 @@ from typing import IO, Any, Literal
 
 from airflow_provider_activecampaign.audience.client import ActiveCampaignClient
 from airflow_provider_activecampaign.audience.consent import resubscribe_verdict
+from airflow_provider_activecampaign.audience.destination import resolve_group
 from airflow_provider_activecampaign.audience.membership import (
     ceil_now,
     check_removals,
@@ -179,14 +180,7 @@ class AudienceSync:
     def _resolve_destination(self, perstags: list[str]) -> None:
         """Find the group, list and custom fields; fail before any write if something is wrong."""
         opts, client = self.options, self.client
-        group = None
-        if opts.group_name:
-            group = client.find_user_group(opts.group_name)
-            if group is None:
-                raise AudienceSyncError(
-                    f"Invalid group name {opts.group_name!r}: no such user group in ActiveCampaign "
-                    f"({client.api_url}). Create it under Settings > Users, or fix group_name."
-                )
+        group = resolve_group(client, opts.group_name)  # the group must exist (DestinationError)
         fields = client.get_custom_fields() if perstags else {}
         self.field_ids = {tag: str(fields[tag]["id"]) for tag in perstags if tag in fields}
         self._missing_fields = [tag for tag in perstags if tag not in fields]
