@@ -93,10 +93,12 @@ def seed_state(database: str, query: str, connection: str, state_dir: str, list_
     mapper = RowMapper(columns)
     subscribed = state_module.MemberStatus.SUBSCRIBED
     members: dict[str, Any] = {}
+    to_record = getattr(mapper, "map_record", mapper.map)  # (v0.1 had map() only)
     for number, row in enumerate(rows, start=1):
-        record = mapper.map_record(row, number)
-        if type(record) is not InvalidRow:
-            members[record[0]] = state_module.MemberState(fingerprint(record), subscribed)
+        record = to_record(row, number)
+        if not isinstance(record, InvalidRow):
+            email = record[0] if type(record) is tuple else record.email
+            members[email] = state_module.MemberState(fingerprint(record), subscribed)
     store = _store(hook, state_dir, list_name)
     meta_type = getattr(state_module, "StateMeta", None)
     if meta_type is None:  # the v0.1 state had no header to verify

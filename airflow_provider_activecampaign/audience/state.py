@@ -364,7 +364,10 @@ class StateStore:
                 f"snapshot-{orphans[0]}.jsonl.gz: the snapshot they build on is missing. Restore it, or "
                 "delete the folder so the next run rebuilds from ActiveCampaign (full refresh)."
             )
-        members: dict[str, MemberState] = {}
+        # Packed arrays, not a dict of tuples: ~75 bytes a member instead of ~390 (see compact_state).
+        from airflow_provider_activecampaign.audience.compact_state import CompactState
+
+        members: Any = CompactState()
         snapshot_entries = 0
         snapshot_name = None
         header: dict[str, Any] = {}
@@ -415,7 +418,7 @@ class StateStore:
         return members, info
 
     def _read_snapshot(self, path: Any, generation: int,
-                       members: dict[str, MemberState]) -> tuple[int, dict[str, Any]]:
+                       members: Any) -> tuple[int, dict[str, Any]]:
         parser = _Parser()
         count = 0
         try:
@@ -425,7 +428,9 @@ class StateStore:
                     raise ValueError(f"header {header!r} does not match generation {generation}")
                 with gc_paused():
                     for block in _line_blocks(stream):
-                        count += parser.parse(block, members)
+                        part: dict[str, MemberState] = {}  # one block at a time, then packed in bulk
+                        count += parser.parse(block, part)
+                        members.extend(part)
             if count != header.get("count"):
                 raise ValueError(f"{count} entries but the header says {header.get('count')}")
         except _FORMAT_ERRORS as error:

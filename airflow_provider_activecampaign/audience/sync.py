@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
-import pickle
+import marshal
+import operator
 import tempfile
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, Literal
 
 from airflow_provider_activecampaign.audience.client import ActiveCampaignClient
+from airflow_provider_activecampaign.audience.compact_state import CompactState
 from airflow_provider_activecampaign.audience.consent import resubscribe_verdict
 from airflow_provider_activecampaign.audience.destination import resolve_group
 from airflow_provider_activecampaign.audience.membership import (
@@ -47,6 +49,7 @@ from airflow_provider_activecampaign.audience.plan import (
 )
 from airflow_provider_activecampaign.audience.records import (
     AudienceContact,
+    ContactRecord,
     InvalidRow,
     RowMapper,
     fingerprint,
@@ -85,6 +88,7 @@ REFUSED_REASON = ("refused by the importer (excluded, bounced or over the contac
 # A contact whose text is under this many characters surely fits in one import request: UTF-8 takes at
 # most 4 bytes a character, JSON adds quotes and names. Longer ones are measured exactly.
 _SURELY_FITS = (MAX_IMPORT_BYTES - 10_000) // 6
+_second = operator.itemgetter(1)
 
 
 class AudienceSync:
@@ -121,7 +125,7 @@ class AudienceSync:
         self._info = LoadInfo()
         self._reconciled_at: str | None = None
         self._read_back = False
-        self._audience: dict[str, str] = {}  # email -> fingerprint of every valid audience contact
+        self._audience: set[str] = set()  # the email of every valid audience contact
         self._rejects: list[tuple[str, str]] = []
         self._spool: IO[bytes] | None = None
         self._resubscribes: list[tuple[str, AudienceContact]] = []  # (fingerprint, contact): few, in memory
@@ -279,29 +283,33 @@ class AudienceSync:
         summary, state, opts = self.summary, self._state, self.options
         examples: dict[str, list[str]] = {"add": [], "update": [], "invalid": [], "unsubscribe": []}
         self._spool = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115 - closed in finish()
-        # What must be sent waits on disk, pickled in chunks (one call per chunk is far cheaper).
+        # What must be sent waits on disk, in marshal chunks: one call per chunk, and marshal writes
+        # these plain tuples 4x faster than pickle (the spool never leaves this process).
         chunk: list[tuple] = []
         audience = self._audience
         reoffer_all = self._read_back  # a full read-back also re-offers long-refused contacts
         row_number = 0
+        # Per row: a plain tuple (no object), and a fingerprint only where the state has something to
+        # compare it with; a new contact's is computed when it is sent (see _iter_spool).
+        map_record, state_get = mapper.map_record, state.get
         for row_number, row in enumerate(rows, start=1):
-            mapped = mapper.map(row, row_number)
-            if isinstance(mapped, InvalidRow):
+            mapped = map_record(row, row_number)
+            if type(mapped) is InvalidRow:
                 summary.invalid += 1
                 self._rejects.append((mapped.email or "", f"invalid: {mapped.reason}"))
                 if len(examples["invalid"]) < opts.example_count:
                     examples["invalid"].append(mask_email(mapped.email))
                 continue
-            email = mapped.email
+            email = mapped[0]
             if email in audience:
                 summary.duplicates += 1
                 continue
-            fp = fingerprint(mapped)
-            audience[email] = fp
-            known = state.get(email)
+            audience.add(email)
+            known = state_get(email) if state else None
             if known is None:
-                category = "add"
+                category, fp = "add", None
             else:
+                fp = fingerprint(mapped)
                 status = known[1]
                 if status is S:
                     if known[0] == fp:
@@ -310,7 +318,7 @@ class AudienceSync:
                     category = "update"
                 elif status is U:
                     summary.to_add += 1
-                    self._resubscribes.append((fp, mapped))  # consent is read before any write
+                    self._resubscribes.append((fp, AudienceContact(*mapped)))  # consent is read before any write
                     continue
                 elif status is ELSEWHERE:
                     summary.skipped_unsubscribed += 1
@@ -336,24 +344,26 @@ class AudienceSync:
                 summary.to_add += 1
             if len(examples[category]) < opts.example_count:
                 examples[category].append(mask_email(email))
-            chunk.append((category, fp, mapped.email, mapped.first_name, mapped.last_name, mapped.phone,
-                          mapped.customer_acct_name, mapped.tags, mapped.fields))
+            chunk.append((category, fp, *mapped))
             if len(chunk) >= SPOOL_CHUNK:
-                pickle.dump(chunk, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+                marshal.dump(chunk, self._spool)
                 chunk = []
         if chunk:
-            pickle.dump(chunk, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+            marshal.dump(chunk, self._spool)
         summary.rows_read = row_number
         summary.valid = len(audience)
         summary.examples = examples
 
-    def _fits_one_import(self, contact: AudienceContact) -> bool:
-        size = (len(contact.email) + sum(len(t) for t in contact.tags)
-                + sum(len(v) + 16 for _tag, v in contact.fields)
-                + sum(len(x) for x in (contact.first_name, contact.last_name, contact.phone,
-                                       contact.customer_acct_name) if x))
+    def _fits_one_import(self, record: ContactRecord) -> bool:
+        email, first, last, phone, acct, tags, fields = record
+        size = len(email) + len(first or "") + len(last or "") + len(phone or "") + len(acct or "")
+        if tags:
+            size += sum(map(len, tags))
+        if fields:
+            size += 16 * len(fields) + sum(map(len, map(_second, fields)))
         if size < _SURELY_FITS:
             return True
+        contact = AudienceContact(*record)
         # Placeholder ids as long as any real one, so the measure holds once fields are created.
         ids = {tag: 999_999_999 for tag, _v in contact.fields}
         payload = to_import_contact(contact, field_ids=ids, subscribe_list_id=999_999_999)
@@ -416,7 +426,9 @@ class AudienceSync:
         self._send_upserts(itertools_chain(resubscribed, self._iter_spool()))
         self._send_removals()
         if self.store is not None:
-            members = dict(self._state)
+            # Updated in place when packed: a copy of a million members would double the state's memory,
+            # and nothing reads the loaded state after this.
+            members = self._state if isinstance(self._state, CompactState) else dict(self._state)
             members.update(self.journal.confirmed)
             for email in self._dropped:
                 members.pop(email, None)
@@ -455,12 +467,12 @@ class AudienceSync:
         self._spool.seek(0)
         while True:
             try:
-                chunk = pickle.load(self._spool)
+                chunk = marshal.load(self._spool)
             except EOFError:
                 return
-            for category, fp, email, first, last, phone, acct, tags, fields in chunk:
-                yield category, fp, AudienceContact(email=email, first_name=first, last_name=last, phone=phone,
-                                                    customer_acct_name=acct, tags=tags, fields=fields)
+            for category, fp, *record in chunk:
+                contact = AudienceContact(*record)
+                yield category, fingerprint(contact) if fp is None else fp, contact
 
     def _resubscribe(self) -> list[tuple[str, str, AudienceContact]]:
         """Members this sync removed who are back: re-subscribe them only while it is still the sync's

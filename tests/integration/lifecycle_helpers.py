@@ -224,6 +224,20 @@ def unsubscribed(emulator: EmulatorServer) -> set[str]:
     return emulator.account.list_members(found.id, status=2) if found else set()
 
 
+def read_rejects(summary: dict[str, Any]) -> dict[str, str]:
+    """The run's rejects report (email -> reason); empty when it wrote none."""
+    import csv
+
+    from airflow.sdk import ObjectStoragePath
+
+    location = summary.get("rejects_report")
+    if not location:
+        return {}
+    with ObjectStoragePath(location).open("r", newline="", encoding="utf-8") as report:
+        rows = list(csv.reader(report))
+    return {row[0].strip().lower(): row[1] for row in rows[1:] if row}
+
+
 def assert_list_matches(emulator: EmulatorServer, audience: Iterable[dict[str, str]], *,
                         kept_out: Iterable[str] = ()) -> None:
     """The list's active members are the audience, except ``kept_out`` (unsubscribed by someone else),
