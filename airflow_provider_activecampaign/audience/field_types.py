@@ -355,8 +355,9 @@ class FieldPlan:
         column = self.typed.get(perstag)
         kind = self.field_type(perstag)
         options = column.missing_options if column is not None and kind in OPTION_TYPES else []
-        created: dict[str, Any] = client.create_custom_field(title, perstag=perstag, field_type=kind,
-                                                             options=options)
+        # options only when there are some: clients written before typed fields take no such argument
+        extra = {"options": options} if options else {}
+        created: dict[str, Any] = client.create_custom_field(title, perstag=perstag, field_type=kind, **extra)
         if column is not None:
             column.existing_options = column.existing_options | frozenset(options)
             column.needed_options.clear()

@@ -66,6 +66,9 @@ class SyncOptions:
     # Refused contacts are offered again on this many later runs in a row; then only when their data
     # changes or on the next full read-back (see docs/ARCHITECTURE.md).
     max_refusal_attempts: int = 5
+    # Column name -> custom field type (field_types.FIELD_TYPES); other columns: the existing field's
+    # type, or inferred from the values for a field to create.
+    field_types: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class AudiencePlan:
     membership_source: str  # "state", "activecampaign" or "new list"
     membership_reason: str
     dry_run: bool = False
+    field_types: tuple[tuple[str, str], ...] = ()  # (PERSTAG, type) of the typed custom fields
 
     def __str__(self) -> str:
         return (f"AudiencePlan(list {self.list_name!r} id {self.list_id or '(to create)'}, {self.mode}: "
@@ -98,7 +102,8 @@ class AudiencePlan:
                 f"unsubscribe {self.to_unsubscribe}, unchanged {self.unchanged}, invalid {self.invalid}, "
                 f"skipped (unsubscribed elsewhere) {self.skipped_unsubscribed}; membership from "
                 f"{self.membership_source} ({self.membership_reason}); state generation "
-                f"{self.state_generation or '-'}; fields to create {list(self.missing_fields)})")
+                f"{self.state_generation or '-'}; fields to create {list(self.missing_fields)}"
+                f"{'; typed fields ' + str(dict(self.field_types)) if self.field_types else ''})")
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly form without any email address (safe for logs and XCom)."""
@@ -106,6 +111,7 @@ class AudiencePlan:
         data["removals"] = len(self.removals)
         data["field_ids"] = dict(self.field_ids)
         data["missing_fields"] = list(self.missing_fields)
+        data["field_types"] = dict(self.field_types)
         return data
 
 

@@ -28,6 +28,7 @@ from airflow_provider_activecampaign.audience.client import ActiveCampaignClient
 from airflow_provider_activecampaign.audience.compact_state import CompactState
 from airflow_provider_activecampaign.audience.consent import resubscribe_verdict
 from airflow_provider_activecampaign.audience.destination import resolve_group
+from airflow_provider_activecampaign.audience.field_types import FieldPlan, FieldTypeError
 from airflow_provider_activecampaign.audience.membership import (
     ceil_now,
     check_removals,
@@ -132,6 +133,8 @@ class AudienceSync:
         self._removals: list[str] = []
         self._dropped: set[str] = set()  # contacts gone from ActiveCampaign: forgotten at compaction
         self._missing_fields: list[str] = []
+        self._existing_fields: Mapping[str, Mapping[str, Any]] = {}
+        self._field_plan = FieldPlan({})  # typed custom fields of this run (plain text unless typed)
         self._group: dict | None = None
         self._plan: AudiencePlan | None = None
         self._reoffered = 0
@@ -162,15 +165,20 @@ class AudienceSync:
         """Resolve ids, verify the state, read every row and decide. Writes nothing to ActiveCampaign."""
         mapper = RowMapper(columns, email_column=self.options.email_column)
         self._resolve_destination(mapper.custom_field_tags)
+        mapper = self._typed_mapper(columns, mapper)
         self._load_membership(membership)
-        with gc_paused():  # a million-entry audience dict makes every collection walk the heap
-            self._read_audience(mapper, rows)
+        try:
+            with gc_paused():  # a million-entry audience dict makes every collection walk the heap
+                self._read_audience(mapper, rows)
+        except FieldTypeError as error:  # e.g. a dropdown column with thousands of distinct values
+            raise AudienceSyncError(f"{error} Nothing was sent.") from error
         self._plan_removals()
         self._check_guards()
         s = self.summary
         self._plan = AudiencePlan(
             list_name=self.options.list_name, list_id=self.list_id, mode=self.options.mode,
             field_ids=tuple(sorted(self.field_ids.items())), missing_fields=tuple(self._missing_fields),
+            field_types=tuple(sorted(self._field_plan.describe().items())),
             to_add=s.to_add, to_update=s.to_update, to_resubscribe=len(self._resubscribes),
             to_unsubscribe=s.to_unsubscribe, unchanged=s.unchanged, invalid=s.invalid,
             duplicates=s.duplicates, skipped_unsubscribed=s.skipped_unsubscribed,
@@ -181,11 +189,28 @@ class AudienceSync:
         self.log.info("%s", self._plan)
         return self._plan
 
+    def _typed_mapper(self, columns: Sequence[str], mapper: RowMapper) -> RowMapper:
+        """Typed custom fields (field_types.py): each column's type, checked against the existing fields
+        before any write; values are then written in their field's format by the row mapper."""
+        by_perstag = {role[len("field:"):]: column for column, role in mapper.roles.items()
+                      if role.startswith("field:")}
+        if not by_perstag:
+            return mapper
+        try:
+            self._field_plan = FieldPlan.resolve(self.client, by_perstag, self.options.field_types,
+                                                 self._existing_fields)
+        except FieldTypeError as error:
+            raise AudienceSyncError(str(error)) from error
+        if not self._field_plan.typed:
+            return mapper
+        return RowMapper(columns, email_column=self.options.email_column, formatters=self._field_plan.formatters)
+
     def _resolve_destination(self, perstags: list[str]) -> None:
         """Find the group, list and custom fields; fail before any write if something is wrong."""
         opts, client = self.options, self.client
         group = resolve_group(client, opts.group_name)  # the group must exist (DestinationError)
         fields = client.get_custom_fields() if perstags else {}
+        self._existing_fields = fields
         self.field_ids = {tag: str(fields[tag]["id"]) for tag in perstags if tag in fields}
         self._missing_fields = [tag for tag in perstags if tag not in fields]
         if self._missing_fields and not opts.create_custom_fields:
@@ -449,9 +474,11 @@ class AudienceSync:
         """The first writes of a run, made only once every guard has passed."""
         opts, client = self.options, self.client
         for tag in self._missing_fields:
-            created = client.create_custom_field(tag.replace("_", " ").title(), perstag=tag)
+            created = self._field_plan.create_field(client, tag, tag.replace("_", " ").title())
             self.field_ids[tag] = str(created["id"])
-            self.log.info("Created custom field %s (id %s).", tag, created["id"])
+            self.log.info("Created custom field %s (id %s, %s).", tag, created["id"], self._field_plan.field_type(tag))
+        for tag, options in self._field_plan.create_missing_options(client, self.field_ids).items():
+            self.log.info("Added %d option(s) to custom field %s.", len(options), tag)
         if self.list_id is None:
             created = client.create_list(opts.list_name, sender_url=opts.sender_url,
                                          sender_reminder=opts.sender_reminder)

@@ -82,6 +82,10 @@ AUDIENCE_PARAMS_DOC = """
         default ``$AIRFLOW_HOME/activecampaign_state``. (templated)
     :param state_conn_id: the connection ObjectStoragePath uses for ``state_uri`` (e.g. an AWS one).
     :param create_custom_fields: create the custom fields of columns that have none.
+    :param field_types: column name -> custom field type (``text``, ``textarea``, ``date``, ``datetime``,
+        ``dropdown``, ``radio``, ``checkbox``, ``listbox``, ``hidden``). Other columns take the existing
+        field's type, or, for a field to create, one inferred from their values (date, datetime,
+        list -> listbox, else text). A field that exists with another type stops the run before any write.
     :param max_invalid_ratio: refuse the run when more than this share (0 to 1) of the rows have no
         valid email. (templated)
     :param max_removal_ratio: refuse to unsubscribe more than this share (0 to 1) of the list in one
@@ -133,6 +137,7 @@ class AudienceTaskMixin(_OperatorBase):
         state_uri: str | None = None,
         state_conn_id: str | None = None,
         create_custom_fields: bool = True,
+        field_types: Mapping[str, str] | None = None,
         max_invalid_ratio: float = 0.05,
         max_removal_ratio: float = 0.2,
         action_on_empty: EmptyAction = "fail",
@@ -167,6 +172,7 @@ class AudienceTaskMixin(_OperatorBase):
         self.state_uri = state_uri
         self.state_conn_id = state_conn_id
         self.create_custom_fields = create_custom_fields
+        self.field_types = dict(field_types) if field_types else None
         self.max_invalid_ratio = max_invalid_ratio
         self.max_removal_ratio = max_removal_ratio
         self.action_on_empty = action_on_empty
@@ -233,7 +239,8 @@ class AudienceTaskMixin(_OperatorBase):
     def sync_options(self, **overrides: Any) -> SyncOptions:
         options = SyncOptions(
             list_name=self.list_name, group_name=self.group_name, email_column=self.email_column,
-            create_custom_fields=self.create_custom_fields, max_invalid_ratio=self.max_invalid_ratio,
+            create_custom_fields=self.create_custom_fields, field_types=self.field_types,
+            max_invalid_ratio=self.max_invalid_ratio,
             max_removal_ratio=self.max_removal_ratio, action_on_empty=self.action_on_empty,
             exclude_automations=self.exclude_automations, sender_url=self.sender_url,
             sender_reminder=self.sender_reminder,
@@ -366,14 +373,13 @@ class ActiveCampaignAudienceSendOperator(BaseAudienceOperator):
         self.log_summary(summary)
         return summary
 
-    @staticmethod
-    def published(context: Context, key: str) -> Any:
+    def published(self, context: Context, key: str) -> Any:
         """What the last committed run of this task published under ``key`` (any worker, any run)."""
         ti = context["ti"]
         try:
             value = ti.xcom_pull(task_ids=ti.task_id, key=key, include_prior_dates=True)
         except Exception as error:  # never fail a send over it: the count check still runs
-            cast(Any, ti).log.warning("Could not read %s published by earlier runs: %s", key, error)
+            self.log.warning("Could not read %s published by earlier runs: %s", key, error)
             return None
         if isinstance(value, list):
             value = value[-1] if value else None

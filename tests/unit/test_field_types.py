@@ -220,7 +220,7 @@ def test_a_run_creates_typed_fields_and_the_options_it_needs() -> None:
     plan.create_field(client, "SIGNUP", "Signup")
     plan.create_field(client, "INTERESTS", "Interests")
     assert plan.create_missing_options(client, {"TIER": "7", "NOTE": "8"}) == {"TIER": ["Silver"]}
-    assert client.calls == [("field", "Signup", "SIGNUP", "date", []),
+    assert client.calls == [("field", "Signup", "SIGNUP", "date", []),  # no options argument at all
                             ("field", "Interests", "INTERESTS", "listbox", ["a", "b"]),
                             ("options", "7", ["Silver"])]
     assert plan.create_missing_options(client, {"TIER": "7"}) == {}  # nothing twice
