@@ -27,7 +27,11 @@ from typing import IO, Any, Literal
 from airflow_provider_activecampaign.audience.client import ActiveCampaignClient
 from airflow_provider_activecampaign.audience.compact_state import CompactState
 from airflow_provider_activecampaign.audience.consent import resubscribe_verdict
-from airflow_provider_activecampaign.audience.destination import resolve_group
+from airflow_provider_activecampaign.audience.destination import (
+    DestinationError,
+    find_or_create_list,
+    resolve_group,
+)
 from airflow_provider_activecampaign.audience.field_types import FieldPlan, FieldTypeError
 from airflow_provider_activecampaign.audience.membership import (
     ceil_now,
@@ -57,6 +61,7 @@ from airflow_provider_activecampaign.audience.records import (
     mask_email,
     to_import_contact,
 )
+from airflow_provider_activecampaign.audience.refusals import RefusalReasons
 from airflow_provider_activecampaign.audience.resolve import resolve_in_flight
 from airflow_provider_activecampaign.audience.state import (
     LoadInfo,
@@ -84,8 +89,6 @@ S, U, ELSEWHERE, R = (MemberStatus.SUBSCRIBED, MemberStatus.UNSUBSCRIBED,
                       MemberStatus.UNSUBSCRIBED_ELSEWHERE, MemberStatus.REFUSED)
 ACTIVE = 1
 SPOOL_CHUNK = 10_000
-REFUSED_REASON = ("refused by the importer (excluded, bounced or over the contact limit; ActiveCampaign "
-                  "gives no reason); offered again on later runs")
 # A contact whose text is under this many characters surely fits in one import request: UTF-8 takes at
 # most 4 bytes a character, JSON adds quotes and names. Longer ones are measured exactly.
 _SURELY_FITS = (MAX_IMPORT_BYTES - 10_000) // 6
@@ -138,6 +141,7 @@ class AudienceSync:
         self._group: dict | None = None
         self._plan: AudiencePlan | None = None
         self._reoffered = 0
+        self._reasons = RefusalReasons(client, self.log)
         self.unsubscribes: dict[str, int] | None = None  # the ledger to publish after a commit
         self.journal = Journal(store if not options.dry_run else None, run_id)
         self.pipeline = ImportPipeline(client, self.journal, self._outcome, clock=clock, sleep=sleep,
@@ -208,7 +212,10 @@ class AudienceSync:
     def _resolve_destination(self, perstags: list[str]) -> None:
         """Find the group, list and custom fields; fail before any write if something is wrong."""
         opts, client = self.options, self.client
-        group = resolve_group(client, opts.group_name)  # the group must exist (DestinationError)
+        try:
+            group = resolve_group(client, opts.group_name)
+        except DestinationError as error:
+            raise AudienceSyncError(str(error)) from error
         fields = client.get_custom_fields() if perstags else {}
         self._existing_fields = fields
         self.field_ids = {tag: str(fields[tag]["id"]) for tag in perstags if tag in fields}
@@ -319,7 +326,7 @@ class AudienceSync:
         map_record, state_get = mapper.map_record, state.get
         for row_number, row in enumerate(rows, start=1):
             mapped = map_record(row, row_number)
-            if type(mapped) is InvalidRow:
+            if isinstance(mapped, InvalidRow):
                 summary.invalid += 1
                 self._rejects.append((mapped.email or "", f"invalid: {mapped.reason}"))
                 if len(examples["invalid"]) < opts.example_count:
@@ -480,14 +487,13 @@ class AudienceSync:
         for tag, options in self._field_plan.create_missing_options(client, self.field_ids).items():
             self.log.info("Added %d option(s) to custom field %s.", len(options), tag)
         if self.list_id is None:
-            created = client.create_list(opts.list_name, sender_url=opts.sender_url,
-                                         sender_reminder=opts.sender_reminder)
-            self.list_id = self.summary.list_id = str(created["id"])
-            self.summary.list_created = True
-            self.log.info("Created list %r (id %s).", opts.list_name, self.list_id)
-            if self._group is not None:
-                client.add_list_to_group(self.list_id, str(self._group["id"]))
-                self.log.info("Tied list %s to user group %r.", self.list_id, opts.group_name)
+            found, created = find_or_create_list(client, opts.list_name, group=self._group, create=True,
+                                                 sender_url=opts.sender_url, sender_reminder=opts.sender_reminder)
+            self.list_id = self.summary.list_id = str(found["id"])
+            self.summary.list_created = created
+            self.log.info("%s list %r (id %s)%s.", "Created" if created else "Found", opts.list_name,
+                          self.list_id, f", tied to user group {opts.group_name!r}" if created and self._group
+                          else "")
 
     def _iter_spool(self) -> Iterator[tuple[str, str, AudienceContact]]:
         assert self._spool is not None
@@ -587,10 +593,11 @@ class AudienceSync:
                 if failure_status:  # the whole batch failed: nothing recorded, the next run sends again
                     self._reject(email, failure_status)
                     continue
+                reason = self._reasons.reason(email)
                 if batch.kind == "upsert" and category != "update":
-                    entries[email] = self._refusal(email, fp, known, REFUSED_REASON, now)
+                    entries[email] = self._refusal(email, fp, known, reason, now)
                 else:  # still on the list as before; the next run offers the change again
-                    self._reject(email, REFUSED_REASON)
+                    self._reject(email, reason)
                 continue
             if batch.kind == "remove":
                 entries[email] = MemberState(known.fingerprint if known else "", U, contact_id,

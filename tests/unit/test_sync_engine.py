@@ -170,6 +170,10 @@ class FakeActiveCampaign:
         self.list_status_calls.append((email, int(status)))
         return {}
 
+    def iter_exclusions(self) -> Iterator[dict]:
+        self._count("GET lists/exclusions")
+        return iter([{"matchPhrase": e, "matchType": "exact"} for e in sorted(self.excluded)])
+
     def find_contact_by_email(self, email: str) -> dict | None:
         self._count("GET contacts")
         return {"id": self.contacts[email], "email": email} if email in self.contacts else None
@@ -439,7 +443,13 @@ def test_a_lifted_exclusion_lets_the_refused_contacts_in_on_the_next_run(tmp_pat
     client = FakeActiveCampaign()
     client.excluded = {"p1@example.com", "p2@example.com"}
     first = engine(client, tmp_path, run_id="one").run(COLUMNS, rows(20))
-    assert (first.added, first.refused) == (18, 2) and first.refusals
+    assert (first.added, first.refused) == (18, 2)
+    assert list(first.refusals.values()) == [2] and "exclusion list" in next(iter(first.refusals))
+    assert first.requests_by_endpoint["GET lists/exclusions"] == 1  # read once, only to name the reason
+    members, _ = load_state(tmp_path)
+    assert "exclusion list" in members["p1@example.com"].note and members["p1@example.com"].at
+    assert "p1@example.com,refused by the importer: on the account's exclusion list" in Path(
+        first.rejects_report).read_text()
     client.excluded = set()
     second = engine(client, tmp_path, run_id="two").run(COLUMNS, rows(20))
     assert second.added == 2 and len(client.active()) == 20
