@@ -87,7 +87,7 @@ class CompactState(MutableMapping[str, MemberState]):
         contact = self._ids[index]
         return _MAKE((fingerprint, _STATUSES[code & 0x3F], str(contact) if contact else None, *_DEFAULT_TAIL))
 
-    def get(self, email: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, email: str, default: Any = None) -> Any:
         index = self._find(email, hash(email)) if type(email) is str else -1
         if index < 0 or self._codes[index] == _DELETED:
             return default
@@ -201,7 +201,7 @@ class CompactState(MutableMapping[str, MemberState]):
         self._ids[index] = 0
         self._live -= 1
 
-    def update(self, other: Any = (), /, **kwargs: MemberState) -> None:  # type: ignore[override]
+    def update(self, other: Any = (), /, **kwargs: MemberState) -> None:
         if isinstance(other, Mapping) and len(other) > 64 and not isinstance(other, CompactState):
             self.extend(other)
         else:

@@ -106,10 +106,10 @@ def check_email(value: object) -> tuple[str | None, str | None]:
     """``(normalize_email(value), problem)``, where problem is ``"missing email"`` when there is no address
     and otherwise :func:`email_problem`'s verdict; one expression for a plain ASCII address."""
     if type(value) is str:
-        email = value.strip().lower()
+        plain = value.strip().lower()
         # A match is all ASCII, so no invisible edge character was left: normalize_email gives the same.
-        if _PLAIN_ASCII.fullmatch(email) is not None:
-            return email, None
+        if _PLAIN_ASCII.fullmatch(plain) is not None:
+            return plain, None
     email = normalize_email(value)
     if email is None:
         return None, "missing email"

@@ -162,8 +162,8 @@ def _other_text(value: Any) -> str | None:
         items = [to_text(item) for item in value]
         if isinstance(value, (set, frozenset)):
             items.sort(key=lambda item: item or "")
-        items = [item for item in items if item]
-        return "||" + "||".join(items) + "||" if items else None
+        texts = [item for item in items if item]
+        return "||" + "||".join(texts) + "||" if texts else None
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     item = getattr(value, "item", None)
@@ -193,7 +193,7 @@ def _decimal_text(value: Decimal) -> str | None:
     return format(value, "f")
 
 
-def _datetime_text(value: _dt.datetime) -> str:
+def _datetime_text(value: _dt.datetime | _dt.time) -> str:
     return value.isoformat(timespec="seconds")
 
 
@@ -287,10 +287,10 @@ class RowMapper:
         used = {email_index}
         standard: list[tuple[int, int]] = []  # (column index, position in STANDARD_FIELDS)
         for slot, attr in enumerate(STANDARD_FIELDS):
-            index = find(attr, required=False)
-            if index is not None and index not in used:
-                standard.append((index, slot))
-                used.add(index)
+            column = find(attr, required=False)
+            if column is not None and column not in used:
+                standard.append((column, slot))
+                used.add(column)
         self._standard = tuple(standard)
         tags_index = find(tags_column, required=False) if tags_column else None
         if tags_index in used:

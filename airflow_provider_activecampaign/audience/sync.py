@@ -487,12 +487,13 @@ class AudienceSync:
         for tag, options in self._field_plan.create_missing_options(client, self.field_ids).items():
             self.log.info("Added %d option(s) to custom field %s.", len(options), tag)
         if self.list_id is None:
-            found, created = find_or_create_list(client, opts.list_name, group=self._group, create=True,
-                                                 sender_url=opts.sender_url, sender_reminder=opts.sender_reminder)
+            found, list_created = find_or_create_list(client, opts.list_name, group=self._group, create=True,
+                                                      sender_url=opts.sender_url,
+                                                      sender_reminder=opts.sender_reminder)
             self.list_id = self.summary.list_id = str(found["id"])
-            self.summary.list_created = created
-            self.log.info("%s list %r (id %s)%s.", "Created" if created else "Found", opts.list_name,
-                          self.list_id, f", tied to user group {opts.group_name!r}" if created and self._group
+            self.summary.list_created = list_created
+            self.log.info("%s list %r (id %s)%s.", "Created" if list_created else "Found", opts.list_name,
+                          self.list_id, f", tied to user group {opts.group_name!r}" if list_created and self._group
                           else "")
 
     def _iter_spool(self) -> Iterator[tuple[str, str, AudienceContact]]:
