@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_QUIET := -q --disable-pip-version-check
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-matrix lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# The unit, emulator and integration suites on the oldest supported Airflow 3.1 and on 3.2 (make test
+# covers the newest). One venv per release under .matrix/. AIRFLOW_MATRIX="3.1.0 3.2.2" to choose.
+test-matrix:
+	bash scripts/install-services.sh
+	PYTHON=$(PYTHON) bash scripts/test-matrix.sh
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -38,4 +44,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_million.py
 
 clean:
-	rm -rf $(VENV) .demo .airflow test-artifacts .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .matrix .demo .airflow test-artifacts .pytest_cache .ruff_cache *.egg-info

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_activecampaign.compat import AirflowFailException
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook, BaseOperator, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_activecampaign.audience.state import StateLockedError, StateStore
 from airflow_provider_activecampaign.audience.sync import (
@@ -26,6 +25,7 @@ from airflow_provider_activecampaign.audience.sync import (
     Mode,
     SyncOptions,
 )
+from airflow_provider_activecampaign.compat import AirflowException, AirflowFailException
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
 from airflow_provider_activecampaign.lineage import list_dataset, tables_in_sql
 from airflow_provider_activecampaign.links import LIST_URL_XCOM_KEY, ActiveCampaignListLink, list_web_url

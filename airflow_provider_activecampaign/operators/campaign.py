@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlsplit
 
 from airflow.sdk import ObjectStoragePath
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_activecampaign.audience.campaign import CampaignSplit, list_name_for, split_campaign
 from airflow_provider_activecampaign.audience.state import StateLockedError, StateStore
 from airflow_provider_activecampaign.audience.sync import AudienceSync, AudienceSyncError, Mode
+from airflow_provider_activecampaign.compat import AirflowFailException
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
 from airflow_provider_activecampaign.masking import mask_email
 from airflow_provider_activecampaign.operators.arguments import check_choice, is_template

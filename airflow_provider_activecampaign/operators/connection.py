@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_activecampaign.compat import AirflowException
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
 
 if TYPE_CHECKING:

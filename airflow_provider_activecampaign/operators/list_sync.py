@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
-
 from airflow_provider_activecampaign.audience.destination import (
     DestinationError,
     find_or_create_list,
@@ -20,6 +18,7 @@ from airflow_provider_activecampaign.audience.destination import (
 )
 from airflow_provider_activecampaign.audience.state import StateLockedError
 from airflow_provider_activecampaign.audience.sync import AudienceSync, AudienceSyncError
+from airflow_provider_activecampaign.compat import AirflowFailException, AirflowRescheduleException
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
 from airflow_provider_activecampaign.operators.arguments import check_ratio
 from airflow_provider_activecampaign.operators.audience import (

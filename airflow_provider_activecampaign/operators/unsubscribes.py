@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_activecampaign.audience.unsubscribes import UnsubscribesTable, unsubscribe_rows
+from airflow_provider_activecampaign.compat import AirflowFailException
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
 from airflow_provider_activecampaign.sql_source import get_db_hook
 from airflow_provider_activecampaign.statuses import ListStatus

@@ -14,11 +14,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from airflow_provider_activecampaign.audience.destination import DestinationError
 from airflow_provider_activecampaign.audience.state import StateLockedError
 from airflow_provider_activecampaign.audience.sync import AudienceSync, AudienceSyncError
+from airflow_provider_activecampaign.compat import AirflowFailException, AirflowSensorTimeout
 from airflow_provider_activecampaign.hooks.activecampaign import ActiveCampaignHook
 from airflow_provider_activecampaign.operators.arguments import check_ratio
 from airflow_provider_activecampaign.operators.audience import (

@@ -71,7 +71,7 @@ def test_sensor_and_list_sync_tolerance_is_a_share() -> None:
 
 
 def test_templated_guards_are_checked_once_rendered() -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_activecampaign.compat import AirflowFailException
 
     send = ActiveCampaignAudienceSendOperator(
         task_id="send", list_name="L", records=[], max_removal_ratio="{{ params.removal }}",
@@ -191,7 +191,7 @@ def _ti() -> mock.MagicMock:
 
 
 def test_deprecated_verify_only_reschedules_while_the_list_does_not_match_yet(ac_default: EmulatorServer) -> None:
-    from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
+    from airflow_provider_activecampaign.compat import AirflowFailException, AirflowRescheduleException
 
     records = [{"email": f"v{i}@example.com"} for i in range(12)]
     with pytest.warns(DeprecationWarning, match="use ActiveCampaignListSensor"):
@@ -213,7 +213,7 @@ def test_deprecated_verify_only_reschedules_while_the_list_does_not_match_yet(ac
 
 
 def test_list_sensor_waits_without_a_slot_then_passes_once_the_list_matches(ac_default: EmulatorServer) -> None:
-    from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout
+    from airflow_provider_activecampaign.compat import AirflowRescheduleException, AirflowSensorTimeout
 
     records = [{"email": f"s{i}@example.com"} for i in range(12)]
     sensor = ActiveCampaignListSensor(task_id="verify", list_name="Fresh", records=records,
@@ -235,7 +235,7 @@ def test_list_sensor_waits_without_a_slot_then_passes_once_the_list_matches(ac_d
 
 
 def test_list_sensor_fails_at_once_when_waiting_cannot_help(ac_default: EmulatorServer) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_activecampaign.compat import AirflowFailException
 
     sensor = ActiveCampaignListSensor(task_id="verify", list_name="Never created", records=[{"email": "a@b.co"}])
     with pytest.raises(AirflowFailException, match="does not exist"):
@@ -245,8 +245,7 @@ def test_list_sensor_fails_at_once_when_waiting_cannot_help(ac_default: Emulator
 def test_deferrable_list_sensor_waits_in_the_triggerer(ac_default: EmulatorServer) -> None:
     import asyncio
 
-    from airflow.sdk.exceptions import TaskDeferred
-
+    from airflow_provider_activecampaign.compat import TaskDeferred
     from airflow_provider_activecampaign.triggers.list import ActiveCampaignListTrigger
 
     records = [{"email": f"d{i}@example.com"} for i in range(11)]
@@ -271,7 +270,7 @@ def test_deferrable_list_sensor_waits_in_the_triggerer(ac_default: EmulatorServe
     event = asyncio.run(first_event())
     assert event["status"] == "verified" and event["result"]["valid"] == 11
     assert sensor.execute_complete(context={"ti": ti}, event=event)["verified"] is True
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_activecampaign.compat import AirflowFailException
 
     with pytest.raises(AirflowFailException, match="Verification failed: boom"):
         sensor.execute_complete(context={"ti": ti}, event={"status": "error", "message": "boom"})

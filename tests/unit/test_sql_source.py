@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_activecampaign import sql_source
+from airflow_provider_activecampaign.compat import AirflowFailException
 from airflow_provider_activecampaign.sql_source import open_sql_rows
 
 
