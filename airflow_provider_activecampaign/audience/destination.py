@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from airflow_provider_activecampaign.audience.plan import AudienceSyncError
+
 __all__ = ["DestinationClient", "DestinationError", "find_or_create_list", "resolve_group"]
 
 
-class DestinationError(Exception):
+class DestinationError(AudienceSyncError):
     """The group or list cannot be used as asked: the user must act (create it, fix the name)."""
 
 

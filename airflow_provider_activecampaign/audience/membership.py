@@ -134,7 +134,7 @@ def _opt_id(value: Any) -> str | None:
 
 # Removals whose contact id is unknown are looked up by email (one request each) up to this many; the
 # rest are trusted to exist because the run verified the list's counts (a deleted contact changes them).
-MAX_EMAIL_CHECKS = 20
+MAX_EMAIL_CHECKS = 10
 
 
 def check_removals(client: ActiveCampaignClient, removals: Iterable[str],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import itertools
 import logging
 import marshal
 import operator
@@ -38,6 +39,7 @@ from airflow_provider_activecampaign.audience.membership import (
     check_removals,
     drift_reason,
     read_back,
+    state_counts,
     unsubscribe_ledger,
     unsubscribe_stamp,
     wait_for_next_second,
@@ -455,7 +457,7 @@ class AudienceSync:
         self._progress_done = 0
         self._last_progress = self.clock()
         resubscribed = self._resubscribe()
-        self._send_upserts(itertools_chain(resubscribed, self._iter_spool()))
+        self._send_upserts(itertools.chain(resubscribed, self._iter_spool()))
         self._send_removals()
         if self.store is not None:
             # Updated in place when packed: a copy of a million members would double the state's memory,
@@ -470,8 +472,6 @@ class AudienceSync:
         return self.summary
 
     def _meta(self, members: Mapping[str, MemberState]) -> StateMeta:
-        from airflow_provider_activecampaign.audience.membership import state_counts
-
         active, unsubscribed = state_counts(members)
         return StateMeta(api_url=self.client.api_url, user_id=self.user_id, list_id=str(self.list_id),
                          list_name=self.options.list_name, active=active, unsubscribed=unsubscribed,
@@ -692,8 +692,3 @@ class AudienceSync:
 
 def _now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def itertools_chain(first: Iterable[Any], second: Iterable[Any]) -> Iterator[Any]:
-    yield from first
-    yield from second

@@ -573,4 +573,4 @@ def test_removal_checks_by_email_are_bounded_when_contact_ids_are_unknown(tmp_pa
     client.request_counts.clear()
     summary = engine(client, tmp_path, run_id="two").run(COLUMNS, rows(250))
     assert summary.unsubscribed == 50 and summary.membership_source == "state"
-    assert summary.requests_by_endpoint["GET contacts"] == 2 + 20  # the counts + at most 20 look-ups
+    assert summary.requests_by_endpoint["GET contacts"] == 2 + 10  # the counts + at most 10 look-ups
