@@ -296,6 +296,24 @@ class CompactState(MutableMapping[str, MemberState]):
                 slot = (slot + 1) & mask
         return repeated
 
+    def status_counts(self) -> tuple[dict[MemberStatus, int], list[MemberState]]:
+        """Packed members counted by status (one C-level ``count`` per status byte), and the side dict's
+        members, whose other fields (notes) the caller may need to weigh."""
+        codes = self._codes
+        counts = {status: codes.count(code) + codes.count(code | _EMPTY_FP) for code, status in enumerate(_STATUSES)}
+        return counts, list(self._side.values())
+
+    def emails_with_status(self, status: MemberStatus) -> Iterator[str]:
+        """The emails of members with ``status``, without building their states."""
+        code = _STATUS_CODE[status]
+        empty = code | _EMPTY_FP
+        for index, found in enumerate(self._codes):
+            if found in (code, empty):
+                yield self._email(index)
+        for email, state in self._side.items():
+            if state[1] is status:
+                yield email
+
     def copy(self) -> CompactState:
         """An independent copy (arrays copied whole, not entry by entry)."""
         clone = CompactState.__new__(CompactState)

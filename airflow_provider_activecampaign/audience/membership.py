@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from airflow_provider_activecampaign.audience.client import ActiveCampaignClient
+from airflow_provider_activecampaign.audience.compact_state import CompactState
 from airflow_provider_activecampaign.audience.consent import membership_status, parse_time, unsubscribed_by_others
 from airflow_provider_activecampaign.audience.state import MemberState, MemberStatus
 
@@ -43,7 +44,11 @@ def _email(contact: Mapping[str, Any]) -> str | None:
 def state_counts(state: Mapping[str, MemberState]) -> tuple[int, int]:
     """(active, unsubscribed) members of the list according to the state."""
     active = unsubscribed = 0
-    for member in state.values():
+    members: Iterable[MemberState] = state.values()
+    if isinstance(state, CompactState):  # packed members carry no note: count their status bytes
+        packed, members = state.status_counts()
+        active, unsubscribed = packed[S], packed[U] + packed[ELSEWHERE]
+    for member in members:
         status = member[1]
         if status is S:
             active += 1

@@ -407,7 +407,9 @@ class AudienceSync:
         if self.options.mode != "mirror":
             return
         audience = self._audience
-        self._removals = sorted(e for e, m in self._state.items() if m[1] is S and e not in audience)
+        members = (self._state.emails_with_status(S) if isinstance(self._state, CompactState)
+                   else (e for e, m in self._state.items() if m[1] is S))
+        self._removals = sorted(e for e in members if e not in audience)
         self.summary.to_unsubscribe = len(self._removals)
         self.summary.examples["unsubscribe"] = [mask_email(e) for e in
                                                 self._removals[: self.options.example_count]]
@@ -430,7 +432,7 @@ class AudienceSync:
                 f"more than max_invalid_ratio={opts.max_invalid_ratio:.1%}. Nothing was sent. "
                 f"Rejects report: {s.rejects_report}"
             )
-        base = sum(1 for m in self._state.values() if m[1] is S)
+        base = state_counts(self._state)[0]
         if s.to_unsubscribe and base and s.to_unsubscribe / base > opts.max_removal_ratio:
             raise AudienceSyncError(
                 f"This run would unsubscribe {s.to_unsubscribe} of the list's {base} members "

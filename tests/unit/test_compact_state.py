@@ -97,3 +97,19 @@ def test_bulk_extend_is_update(first, second):
     reference = {**first, **second}
     assert bulk == reference and single == reference and len(bulk) == len(reference)
     assert all(bulk[email] == state for email, state in reference.items())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_EMAILS, _STATES, max_size=80), st.lists(_EMAILS, max_size=10))
+def test_status_shortcuts_agree_with_walking_the_values(entries, deleted):
+    """The engine's counts (drift check, removal guard) and removal scan read the status bytes."""
+    from airflow_provider_activecampaign.audience.membership import state_counts
+
+    state = CompactState(entries)
+    reference = dict(entries)
+    for email in deleted:
+        if email in reference:
+            del state[email], reference[email]
+    assert state_counts(state) == state_counts(reference)
+    for status in MemberStatus:
+        assert sorted(state.emails_with_status(status)) == sorted(e for e, m in reference.items() if m[1] is status)
