@@ -118,9 +118,10 @@ def read_back(client: ActiveCampaignClient, list_id: str, old: Mapping[str, Memb
             into[email] = member
     read = 0
     for contact, membership in client.iter_list_memberships(list_id):
-        email = _email(contact)
-        if email is None:
+        address = _email(contact)
+        if address is None:
             continue  # a list member without an email cannot be in any audience
+        email = address
         read += 1
         known = old.get(email)
         if ledger and membership_status(membership) == 2 and (known is None or known.status is not U):
@@ -172,9 +173,9 @@ def check_removals(client: ActiveCampaignClient, removals: Iterable[str],
             found[by_id[str(contact.get("id"))]] = str(contact.get("id"))
     for email in unknown[:MAX_EMAIL_CHECKS]:
         checked.add(email)
-        contact = client.find_contact_by_email(email)
-        if contact is not None:
-            found[email] = str(contact["id"])
+        looked_up = client.find_contact_by_email(email)
+        if looked_up is not None:
+            found[email] = str(looked_up["id"])
     send = [e for e in removals if e in found or e not in checked]
     gone = [e for e in removals if e in checked and e not in found]
     return send, gone, found
