@@ -67,11 +67,14 @@ def test_no_form_of_an_address_survives(local: str, domain: str, form: str, pref
     out = mask_emails(text)
 
     assert "***" in out
-    for shown in every_form(email):
-        assert shown not in out, (form, text, out)
-    for shown in every_form(secret):
-        assert shown not in out, (form, text, out)
     assert out.startswith(prefix) and out.endswith(suffix)
+    # Only what replaced the address is checked: the surrounding text may hold the same letters
+    # (prefix "Error: " and local part "aErr").
+    masked = out[len(prefix):len(out) - len(suffix)]
+    for shown in every_form(email):
+        assert shown not in masked, (form, text, out)
+    for shown in every_form(secret):
+        assert shown not in masked, (form, text, out)
 
 
 @settings(max_examples=100, derandomize=True, deadline=None)
