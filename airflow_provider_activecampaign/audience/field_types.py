@@ -163,12 +163,12 @@ def split_multi_value(value: Any) -> list[str]:
     seen: set[str] = set()
     result: list[str] = []
     for item in items:
-        text = None if _is_null(item) else to_text(item)
-        if text and text not in seen:
-            if "||" in text:
-                raise FieldValueError(f"the value {_short(text)!r} contains '||', ActiveCampaign's separator")
-            seen.add(text)
-            result.append(text)
+        entry = None if _is_null(item) else to_text(item)
+        if entry and entry not in seen:
+            if "||" in entry:
+                raise FieldValueError(f"the value {_short(entry)!r} contains '||', ActiveCampaign's separator")
+            seen.add(entry)
+            result.append(entry)
     return result
 
 
@@ -187,8 +187,8 @@ def format_value(field_type: str, value: Any) -> str | None:
         items = split_multi_value(value)
         return "||" + "||".join(items) + "||" if items else None
     if field_type in SINGLE_OPTION_TYPES:
-        items = split_multi_value(value) if isinstance(value, (list, tuple, set, frozenset)) else [to_text(value)]
-        items = [item for item in items if item]
+        raw = split_multi_value(value) if isinstance(value, (list, tuple, set, frozenset)) else [to_text(value)]
+        items = [item for item in raw if item]
         if len(items) > 1:
             raise FieldValueError(f"a {field_type} field takes one value, not {len(items)}")
         return items[0] if items else None

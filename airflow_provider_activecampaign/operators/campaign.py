@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, cast, get_args
 from urllib.parse import urlsplit
 
 from airflow.sdk import ObjectStoragePath
@@ -20,6 +20,7 @@ from airflow_provider_activecampaign.operators.audience import (
     BaseAudienceOperator,
     _default_state_uri,
     documented_with_audience_params,
+    task_logger,
 )
 
 if TYPE_CHECKING:
@@ -97,7 +98,8 @@ class ActiveCampaignCampaignSendOperator(BaseAudienceOperator):
         self.list_name_template = list_name_template
         self.tag_groups = tag_groups
         self.mode = check_choice("mode", mode, get_args(Mode))
-        self.dry_run = dry_run
+        # The public name shadows BaseOperator.dry_run(), as on the audience send.
+        self.dry_run = dry_run  # type: ignore[method-assign,assignment]
         self.full_refresh = full_refresh
         self.import_timeout = import_timeout
         self._check_template()
@@ -136,7 +138,7 @@ class ActiveCampaignCampaignSendOperator(BaseAudienceOperator):
                 groups = self._send_combined(context, hook, split)
         except (AudienceSyncError, StateLockedError) as error:
             raise AirflowFailException(f"Campaign {self.campaign_name!r}: {error}") from error
-        result = {
+        result: dict[str, Any] = {
             "campaign": self.campaign_name, "split_groups": self.split_groups, "dry_run": self.dry_run,
             "groups": groups, "control": dict(split.control), "in_two_groups": split.in_two_groups,
             "no_group": len(split.rejects) - split.in_two_groups, "campaign_rejects_report": report,
@@ -145,6 +147,10 @@ class ActiveCampaignCampaignSendOperator(BaseAudienceOperator):
         self.log.info("Campaign %r total: %s", self.campaign_name,
                       ", ".join(f"{k}={v}" for k, v in result["total"].items()))
         return result
+
+    @property
+    def _dry_run(self) -> bool:
+        return cast(bool, self.dry_run)
 
     def _store(self, hook: ActiveCampaignHook, list_name: str) -> StateStore:
         uri = self.state_uri or _default_state_uri()
@@ -155,7 +161,7 @@ class ActiveCampaignCampaignSendOperator(BaseAudienceOperator):
         options = self.sync_options(list_name=list_name, mode=self.mode, dry_run=dry_run,
                                     full_refresh=self.full_refresh, import_timeout=self.import_timeout)
         return AudienceSync(hook, options, store=self._store(hook, list_name), run_id=self.run_key(context),
-                            log=self.log)
+                            log=task_logger(self))
 
     def _send_split(self, context: Context, hook: ActiveCampaignHook, split: CampaignSplit) -> dict[str, Any]:
         names = {group: list_name_for(self.list_name_template, campaign=self.campaign_name, group=group)
@@ -163,13 +169,13 @@ class ActiveCampaignCampaignSendOperator(BaseAudienceOperator):
         clash = len(set(names.values())) < len(names)
         if clash:
             raise AirflowFailException(f"Two treatment groups get the same list name: {names}.")
-        if not self.dry_run and len(split.groups) > 1:
+        if not self._dry_run and len(split.groups) > 1:
             # Plan every group first (writes nothing): a guard refusing one group stops all of them.
             for group, rows in split.groups.items():
                 self._engine(context, hook, names[group], dry_run=True).run(split.columns, iter(rows))
         groups: dict[str, Any] = {}
         for group, rows in split.groups.items():
-            engine = self._engine(context, hook, names[group], dry_run=self.dry_run)
+            engine = self._engine(context, hook, names[group], dry_run=self._dry_run)
             summary = engine.run(split.columns, iter(rows)).as_dict()
             summary["contacts"] = split.contacts[group]
             groups[group] = summary
@@ -184,7 +190,7 @@ class ActiveCampaignCampaignSendOperator(BaseAudienceOperator):
         columns, rows = split.columns, [row for group_rows in split.groups.values() for row in group_rows]
         if self.tag_groups:
             columns, rows = self._with_group_tags(columns, rows)
-        engine = self._engine(context, hook, self.campaign_name, dry_run=self.dry_run)
+        engine = self._engine(context, hook, self.campaign_name, dry_run=self._dry_run)
         summary = engine.run(columns, iter(rows)).as_dict()
         self.publish_list(context, hook, summary["list_id"])
         self._combined_summary = summary
@@ -209,6 +215,7 @@ class ActiveCampaignCampaignSendOperator(BaseAudienceOperator):
                                                           group=str(row[group_at]))],) for row in rows]
 
     def _total(self, groups: dict[str, Any], split: CampaignSplit) -> dict[str, Any]:
+        total: dict[str, Any]
         if self.split_groups:
             total = {key: sum(int(g.get(key) or 0) for g in groups.values()) for key in _COUNTS}
         else:
