@@ -244,6 +244,7 @@ def test_list_sensor_fails_at_once_when_waiting_cannot_help(ac_default: Emulator
 
 def test_deferrable_list_sensor_waits_in_the_triggerer(ac_default: EmulatorServer) -> None:
     import asyncio
+    import concurrent.futures
 
     from airflow_provider_activecampaign.compat import TaskDeferred
     from airflow_provider_activecampaign.triggers.list import ActiveCampaignListTrigger
@@ -267,7 +268,10 @@ def test_deferrable_list_sensor_waits_in_the_triggerer(ac_default: EmulatorServe
             context={"ti": ti})
         return (await asyncio.wait_for(events.__anext__(), 30)).payload
 
-    event = asyncio.run(first_event())
+    # A loop of its own in a thread of its own, as in the triggerer (and whatever loop an earlier test
+    # left registered in this thread cannot interfere).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        event = pool.submit(asyncio.run, first_event()).result()
     assert event["status"] == "verified" and event["result"]["valid"] == 11
     assert sensor.execute_complete(context={"ti": ti}, event=event)["verified"] is True
     from airflow_provider_activecampaign.compat import AirflowFailException

@@ -36,6 +36,11 @@ def bucket(s3: S3Server, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
     name = f"ac-state-{abs(hash(request.node.name)) % 10**8}"
     s3.client().create_bucket(Bucket=name)
     monkeypatch.setenv("AIRFLOW_CONN_STATE_S3", s3.connection_json())
+    # ObjectStoragePath caches one store per connection id for the process: a store an earlier test
+    # made (e.g. before this connection existed) must not answer for this one.
+    from airflow.sdk.io import store
+
+    monkeypatch.setattr(store, "_STORE_CACHE", {})
     return name
 
 
@@ -56,6 +61,11 @@ def assert_no_partial_object(s3: S3Server, bucket: str) -> dict[str, bytes]:
         elif key.endswith(".json"):
             json.loads(body)
     return found
+
+
+def confirmed_members(stored: dict[str, bytes]) -> int:
+    """Member lines in the journal segments (a segment's first line is its header)."""
+    return sum(len(gzip.decompress(body).splitlines()) - 1 for key, body in stored.items() if "/journal-" in key)
 
 
 def members(emulator: EmulatorServer) -> set[str]:
@@ -128,7 +138,9 @@ def test_killed_send_leaves_no_partial_object_and_its_retry_finishes(
         arguments = send_arguments(tmp_path, bucket, "scheduled__2026-12-01T06:00:00+00:00")
         first = start_send(arguments, tmp_path / "first.log")
         try:
-            wait_for(lambda: any("/journal-" in k for k in objects(s3, bucket)), timeout=240,
+            # Journal segments are also written before a batch is sent (its intent, header only), so
+            # wait for a segment that holds confirmed members: the kill then lands mid-send.
+            wait_for(lambda: confirmed_members(objects(s3, bucket)) > 0, timeout=240,
                      what="the first confirmed batch in the bucket", proc=first)  # fmt: skip
             first.send_signal(signal.SIGKILL)
             first.wait(30)
@@ -141,9 +153,7 @@ def test_killed_send_leaves_no_partial_object_and_its_retry_finishes(
 
         stored = assert_no_partial_object(s3, bucket)
         assert any(k.endswith("/lock.json") for k in stored)  # the dead run's lock is still there
-        confirmed = sum(
-            len(gzip.decompress(body).splitlines()) - 1 for key, body in stored.items() if "/journal-" in key
-        )
+        confirmed = confirmed_members(stored)
         assert confirmed > 0
 
         # Airflow's retry of the killed task: the same run id takes the lock over and resumes.
@@ -152,6 +162,8 @@ def test_killed_send_leaves_no_partial_object_and_its_retry_finishes(
         summary = json.loads((tmp_path / "retry.log").read_text().strip().splitlines()[-1])
         assert members(emulator) == expected
         assert summary["added"] <= len(expected) - confirmed  # nothing confirmed is sent again
-        assert summary["added"] >= len(expected) - len(on_list)
+        # Batches queued before the kill were processed afterwards; the retry resolved them from the
+        # journal instead of sending them again.
+        assert summary["in_flight_resolved"] >= 1
         final = assert_no_partial_object(s3, bucket)
         assert not any(k.endswith("/lock.json") for k in final)
