@@ -25,7 +25,10 @@ test: install
 	bash scripts/install-services.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --ignore=tests/integration/test_s3_state.py
+	# In a process of its own: in the full run an earlier test's process-wide S3 client state made the
+	# in-process DAG run fail with NoCredentialsError (the same tests pass alone; to be found out).
+	$(BIN)/python -m pytest tests/integration/test_s3_state.py
 
 # The unit, emulator and integration suites on the oldest supported Airflow 3.1 and on 3.2 (make test
 # covers the newest). One venv per release under .matrix/. AIRFLOW_MATRIX="3.1.0 3.2.2" to choose.
